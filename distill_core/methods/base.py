@@ -1,0 +1,180 @@
+"""The method interface and its registry.
+
+A method is one class registered under one name. Every method exposes `step()` so the app, the CLI and the tests
+can drive it step by step: a *selector* does all its work in its first step; a *distiller* improves its summary a
+little on each step. `summary()` returns the current `Summary` at any time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import torch
+
+from ..data import ImageSet
+from ..device import make_generator, resolve_device
+from ..errors import InvalidInputError, UnknownNameError
+from ..limits import LIMITS
+from ..summary import Summary
+
+
+@dataclass
+class MethodConfig:
+    """Settings shared by every method; each method subclasses it with its own fields and defaults."""
+
+    @classmethod
+    def for_dataset(cls, dataset_name: str) -> "MethodConfig":
+        """Defaults for one dataset (override in subclasses for dataset-specific settings)."""
+        return cls()
+
+    def validate(self) -> None:
+        """Refuse NaN/infinite numbers and negative counts with a clear message; subclasses may add checks."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidInputError(f"setting {f.name} must be a finite number, got {value}")
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+                raise InvalidInputError(f"setting {f.name} must not be negative, got {value}")
+            if (f.name == "lr" or f.name.startswith("lr_") or f.name.endswith("_lr")) and isinstance(value, (int, float)) \
+                    and not isinstance(value, bool) and value <= 0:
+                raise InvalidInputError(f"learning rate {f.name} must be positive, got {value}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_overrides(cls, dataset_name: str, overrides: dict[str, Any] | None = None) -> "MethodConfig":
+        """Dataset defaults with user overrides (strings are converted to each field's type)."""
+        cfg = cls.for_dataset(dataset_name)
+        known = {f.name: f for f in fields(cls)}
+        for key, raw in (overrides or {}).items():
+            if key not in known:
+                raise InvalidInputError(f"unknown setting {key!r} for this method; known: {', '.join(known) or 'none'}")
+            setattr(cfg, key, _convert(key, raw, getattr(cfg, key)))
+        cfg.validate()
+        return cfg
+
+
+def _convert(key: str, raw: Any, current: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    try:
+        if isinstance(current, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+    except ValueError:
+        raise InvalidInputError(f"setting {key}={raw!r} is not a valid {type(current).__name__}") from None
+    return raw
+
+
+class Method:
+    """Base class. Subclasses set `name`, `kind`, `Config`, `description` and implement `_step()`/`summary()`."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "selector"  # or "distiller"
+    description: ClassVar[str] = ""
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+    default_steps: ClassVar[int] = 1
+    max_ipc: ClassVar[int | None] = None  # e.g. 1 for the class mean
+
+    def __init__(self, dataset: ImageSet, ipc: int, config: MethodConfig | None = None, seed: int = 0,
+                 device: str | torch.device = "cpu"):
+        check_ipc(self, dataset, ipc)
+        self.dataset = dataset
+        self.ipc = int(ipc)
+        self.config = config if config is not None else self.Config.for_dataset(dataset.name)
+        self.config.validate()
+        self.seed = int(seed)
+        self.device = resolve_device(device)
+        self.generator = make_generator(seed, "cpu")
+        self.steps_done = 0
+
+    @property
+    def iterative(self) -> bool:
+        return self.kind == "distiller"
+
+    @property
+    def done(self) -> bool:
+        """Selectors are done after their one step; distillers are stopped by whoever drives them."""
+        return not self.iterative and self.steps_done >= 1
+
+    def step(self) -> dict[str, float]:
+        """One unit of work; returns metrics (e.g. loss) for this step."""
+        metrics = self._step()
+        self.steps_done += 1
+        return metrics
+
+    def _step(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def summary(self) -> Summary:
+        raise NotImplementedError
+
+    def _make_summary(self, images: torch.Tensor, labels: torch.Tensor, **meta: Any) -> Summary:
+        meta = {"seed": self.seed, "config": self.config.to_dict(), **meta}
+        return Summary(images.detach().float().cpu(), labels.detach().cpu(), self.name, self.dataset.name,
+                       self.ipc, list(self.dataset.class_names), meta)
+
+
+def check_ipc(method: type[Method] | Method, dataset: ImageSet, ipc: int) -> None:
+    """Refuse IPC values the method or the dataset cannot serve."""
+    if isinstance(ipc, bool) or not isinstance(ipc, int) or ipc < 1:
+        raise InvalidInputError(f"IPC (images per class) must be a positive whole number, got {ipc!r}")
+    if ipc > LIMITS.max_ipc:
+        raise InvalidInputError(f"IPC {ipc} is above the limit of {LIMITS.max_ipc} images per class")
+    if method.max_ipc is not None and ipc > method.max_ipc:
+        raise InvalidInputError(f"method '{method.name}' makes at most {method.max_ipc} image(s) per class, "
+                                f"got IPC {ipc}")
+    counts = dataset.class_counts()
+    smallest = min(counts)
+    if ipc > smallest:
+        cls = dataset.class_names[counts.index(smallest)]
+        raise InvalidInputError(f"IPC {ipc} is larger than class '{cls}' of {dataset.name}, which has "
+                                f"{smallest} training images")
+
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: add a method to the registry under `cls.name`."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    if cls.name in METHODS and METHODS[cls.name] is not cls:
+        raise ValueError(f"method name {cls.name!r} is registered twice")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def get_method(name: str) -> type[Method]:
+    if name not in METHODS:
+        raise UnknownNameError(f"unknown method {name!r}; choose one of {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+def create_method(name: str, dataset: ImageSet, ipc: int, seed: int = 0, device: str | torch.device = "cpu",
+                  overrides: dict[str, Any] | None = None) -> Method:
+    """Look a method up, build its config (dataset defaults + overrides), and instantiate it."""
+    cls = get_method(name)
+    check_ipc(cls, dataset, ipc)
+    config = cls.Config.from_overrides(dataset.name, overrides)
+    return cls(dataset, ipc, config=config, seed=seed, device=device)
+
+
+def class_balanced_pick(labels: torch.Tensor, num_classes: int, ipc: int, generator: torch.Generator) -> torch.Tensor:
+    """`ipc` distinct random indices per class, classes in order (used by random selection and real-image init)."""
+    picks = []
+    for c in range(num_classes):
+        idx = torch.nonzero(labels == c, as_tuple=False).flatten()
+        perm = torch.randperm(len(idx), generator=generator)[:ipc]
+        picks.append(idx[perm])
+    return torch.cat(picks)

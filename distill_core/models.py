@@ -1,0 +1,134 @@
+"""Networks used to distil and to evaluate: the field's ConvNet-3, an MLP, and LeNet for cross-architecture checks.
+
+All take *normalised* images N×C×H×W and expose `embed(x)` (features before the classifier) for DM and the
+feature-space selectors. 28×28 inputs are zero-padded to 32×32, as in the DC evaluation protocol.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import UnknownNameError
+
+
+def _pad_28(x: torch.Tensor) -> torch.Tensor:
+    return F.pad(x, (2, 2, 2, 2)) if x.shape[-1] == 28 and x.shape[-2] == 28 else x
+
+
+def _padded_size(size: int) -> int:
+    return 32 if size == 28 else size
+
+
+def _norm_layer(kind: str, channels: int) -> nn.Module:
+    if kind == "instancenorm":  # GroupNorm with one group per channel = instance norm with affine parameters
+        return nn.GroupNorm(channels, channels, affine=True)
+    if kind == "batchnorm":
+        return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise UnknownNameError(f"unknown norm {kind!r}; choose instancenorm, batchnorm or none")
+
+
+class ConvNet(nn.Module):
+    """ConvNet-D: D blocks of [3×3 conv (width channels) -> norm -> ReLU -> 2×2 average pool], then a linear layer."""
+
+    def __init__(self, channels: int, num_classes: int, image_size: int, width: int = 128, depth: int = 3,
+                 norm: str = "instancenorm"):
+        super().__init__()
+        layers: list[nn.Module] = []
+        size = _padded_size(image_size)
+        in_ch = channels
+        for _ in range(depth):
+            layers += [nn.Conv2d(in_ch, width, kernel_size=3, padding=1), _norm_layer(norm, width),
+                       nn.ReLU(inplace=True)]
+            if size >= 2:
+                layers.append(nn.AvgPool2d(2, 2))
+                size //= 2
+            in_ch = width
+        self.features = nn.Sequential(*layers)
+        self.feature_dim = width * size * size
+        self.classifier = nn.Linear(self.feature_dim, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(_pad_28(x)).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
+
+
+class MLP(nn.Module):
+    """A fully connected ReLU network on flattened pixels."""
+
+    def __init__(self, channels: int, num_classes: int, image_size: int, width: int = 128, depth: int = 3):
+        super().__init__()
+        dims = [channels * _padded_size(image_size) ** 2] + [width] * (depth - 1)
+        layers: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
+        self.features = nn.Sequential(*layers)
+        self.feature_dim = dims[-1]
+        self.classifier = nn.Linear(dims[-1], num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(_pad_28(x).flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
+
+
+class LeNet(nn.Module):
+    """LeNet-5 style: two 5×5 conv + max-pool stages, then two hidden linear layers."""
+
+    def __init__(self, channels: int, num_classes: int, image_size: int, width: int = 128, depth: int = 3):
+        super().__init__()
+        size = _padded_size(image_size)
+        pad = 2 if size < 16 else 0  # keep small inputs (8×8 digits) alive through two pools
+        self.conv = nn.Sequential(
+            nn.Conv2d(channels, 6, 5, padding=pad), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5, padding=pad), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+        with torch.no_grad():
+            flat = self.conv(torch.zeros(1, channels, size, size)).numel()
+        self.features = nn.Sequential(nn.Flatten(), nn.Linear(flat, 120), nn.ReLU(inplace=True),
+                                      nn.Linear(120, 84), nn.ReLU(inplace=True))
+        self.feature_dim = 84
+        self.classifier = nn.Linear(84, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(self.conv(_pad_28(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
+
+
+ModelFactory = Callable[..., nn.Module]
+MODELS: dict[str, ModelFactory] = {"convnet": ConvNet, "mlp": MLP, "lenet": LeNet}
+
+
+def build_model(name: str, channels: int, num_classes: int, image_size: int, **kwargs) -> nn.Module:
+    """Build a registered architecture; kwargs (width, depth, norm) go to its constructor."""
+    if name not in MODELS:
+        raise UnknownNameError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    if name != "convnet":
+        kwargs.pop("norm", None)
+    return MODELS[name](channels, num_classes, image_size, **kwargs)
+
+
+def build_for(dataset, name: str = "convnet", **kwargs) -> nn.Module:
+    """Build a model shaped for an ImageSet."""
+    c, h, _ = dataset.image_shape
+    return build_model(name, c, dataset.num_classes, h, **kwargs)
+
+
+_INIT_LOCK = __import__("threading").Lock()
+
+
+def build_seeded(dataset, name: str = "convnet", seed: int = 0, device: torch.device | str = "cpu",
+                 **kwargs) -> nn.Module:
+    """A freshly initialised model whose weights depend only on `seed` (the global RNG is left untouched)."""
+    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        model = build_for(dataset, name, **kwargs)
+    return model.to(device)
