@@ -1,0 +1,273 @@
+"""The command line: datasets, methods, distill, evaluate, bench (see DESIGN.md's CLI contract).
+
+Errors exit non-zero with one line on stderr. With --json the last line printed on stdout is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import DistillError, InvalidInputError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (and exit status 2), without the usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(payload, default=str))
+    else:
+        print(text)
+
+
+def _progress(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, disable=None, leave=False)
+
+
+def _parse_params(pairs: Sequence[str] | None, lr: float | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise InvalidInputError(f"--param needs KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        params[key.strip()] = value.strip()
+    if lr is not None:
+        if not math.isfinite(lr) or lr <= 0:
+            raise InvalidInputError(f"--lr must be a positive finite number, got {lr}")
+        params["lr"] = lr
+    return params
+
+
+# ---------------------------------------------------------------------------------------- commands
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .data import list_datasets
+
+    rows = list_datasets(args.data_root)
+    lines = [f"{'name':<14} {'shape':<10} {'classes':>7}  {'available':<9}  description"]
+    for r in rows:
+        shape = "×".join(str(s) for s in r["shape"])
+        status = "offline" if r["offline"] else ("yes" if r["available"] else "no")
+        lines.append(f"{r['name']:<14} {shape:<10} {r['classes']:>7}  {status:<9}  {r['description']}")
+    lines.append("Also: folder:PATH — class subfolders of images.")
+    _emit(args, {"datasets": rows}, "\n".join(lines))
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from .evaluate import protocol_names
+    from .methods import METHODS
+
+    rows = [{"name": n, "kind": c.kind, "description": c.description, "default_steps": c.default_steps,
+             "max_ipc": c.max_ipc, "settings": c.Config().to_dict()} for n, c in sorted(METHODS.items())]
+    lines = [f"{r['name']:<10} {r['kind']:<10} {r['description']}" for r in rows]
+    lines.append(f"Evaluation protocols: {', '.join(protocol_names())}")
+    _emit(args, {"methods": rows, "protocols": protocol_names()}, "\n".join(lines))
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .device import resolve_device
+    from .evaluate import evaluate_summary, protocol_names
+    from .methods import create_method
+    from .pipeline import Callbacks, DistillRun, default_steps
+    from .runs import add_evaluation, default_runs_dir, new_run_name, save_run
+
+    device = resolve_device(args.device)
+    if args.eval and args.eval not in protocol_names():
+        raise InvalidInputError(f"unknown protocol {args.eval!r}; choose one of {', '.join(protocol_names())}")
+    if args.eval_reps is not None and args.eval_reps < 1:
+        raise InvalidInputError(f"--eval-reps must be at least 1, got {args.eval_reps}")
+    dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download, image_size=args.image_size)
+    params = _parse_params(args.param, args.lr)
+    method = create_method(args.method, dataset, args.ipc, seed=args.seed, device=device, overrides=params)
+    steps = args.steps if args.steps is not None else default_steps(method)
+    run = DistillRun(method, steps)
+    bar = _progress(run.steps, f"{args.method} ipc={args.ipc}")
+
+    def on_step(r: DistillRun, metrics: dict[str, float]) -> None:
+        bar.update(1)
+        if metrics:
+            bar.set_postfix({k: f"{v:.4g}" for k, v in list(metrics.items())[:3]}, refresh=False)
+
+    try:
+        summary = run.run(Callbacks(on_step=on_step))
+    finally:
+        bar.close()
+    out = Path(args.out) if args.out else default_runs_dir() / new_run_name(dataset.name, args.method, args.ipc)
+    config = {"steps": run.step_index, "seed": args.seed, "device": device.type, "seconds": round(run.seconds, 3),
+              "method_config": method.config.to_dict(), "data_root": args.data_root, "image_size": args.image_size,
+              "final_metrics": run.metrics[-1] if run.metrics else {}}
+    out = save_run(out, summary, config, run.metrics, run.snapshots.to_tensors())
+    payload: dict[str, Any] = {"method": args.method, "dataset": dataset.name, "ipc": args.ipc,
+                               "steps": run.step_index, "seconds": round(run.seconds, 3), "device": device.type,
+                               "out": str(out), "final_metrics": config["final_metrics"]}
+    text = f"{args.method} on {dataset.name}, IPC {args.ipc}: {run.step_index} steps in {run.seconds:.1f}s -> {out}"
+    if args.eval:
+        result = evaluate_summary(summary, dataset, args.eval, reps=args.eval_reps, seed=args.seed, device=device)
+        evaluation = {"protocol": result.protocol, "model": result.model, "reps": result.reps,
+                      "acc_mean": result.acc_mean, "acc_std": result.acc_std, "accs": result.accs,
+                      "seconds": round(result.seconds, 3)}
+        add_evaluation(out, evaluation)
+        payload["eval"] = evaluation
+        text += (f"\n{result.protocol} evaluation ({result.model}, {result.reps} reps): "
+                 f"{100 * result.acc_mean:.2f}% ± {100 * result.acc_std:.2f}")
+    _emit(args, payload, text)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .evaluate import evaluate_summary
+    from .runs import add_evaluation, load_run
+
+    record = load_run(args.run_dir, with_snapshots=False)
+    cfg = record.config
+    dataset = load_dataset(cfg["dataset"], data_root=args.data_root or cfg.get("data_root"),
+                           download=args.download, image_size=int(cfg.get("image_size") or 32))
+    if dataset.class_names != record.summary.class_names:
+        raise InvalidInputError(f"the run's classes do not match dataset {dataset.name}'s classes")
+    result = evaluate_summary(record.summary, dataset, args.protocol, model=args.model, reps=args.reps,
+                              seed=args.seed, device=args.device)
+    evaluation = {"protocol": result.protocol, "model": result.model, "reps": result.reps,
+                  "acc_mean": result.acc_mean, "acc_std": result.acc_std, "accs": result.accs,
+                  "seconds": round(result.seconds, 3)}
+    add_evaluation(record.path, evaluation)
+    payload = {"run": str(record.path), "method": cfg["method"], "dataset": cfg["dataset"], "ipc": cfg["ipc"],
+               "eval": evaluation}
+    text = (f"{cfg['method']} on {cfg['dataset']}, IPC {cfg['ipc']}: {result.protocol} ({result.model}, "
+            f"{result.reps} reps) {100 * result.acc_mean:.2f}% ± {100 * result.acc_std:.2f}")
+    _emit(args, payload, text)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import markdown_table, run_bench
+    from .data import load_dataset
+    from .device import resolve_device
+    from .evaluate import protocol_names
+    from .methods import get_method
+
+    device = resolve_device(args.device)
+    if args.eval not in protocol_names():
+        raise InvalidInputError(f"unknown protocol {args.eval!r}; choose one of {', '.join(protocol_names())}")
+    if any(i < 1 for i in args.ipc):
+        raise InvalidInputError("every --ipc must be a positive whole number")
+    if args.steps is not None and args.steps < 1:
+        raise InvalidInputError(f"steps must be a positive whole number, got {args.steps}")
+    for name in args.methods:
+        get_method(name)
+    dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download)
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(args.methods) * len(args.ipc), desc="bench", unit="run", file=sys.stderr, disable=None)
+    start = time.perf_counter()
+    try:
+        rows = run_bench(dataset, args.methods, args.ipc, steps=args.steps, protocol=args.eval,
+                         reps=args.eval_reps, seed=args.seed, device=device, on_row=lambda r: bar.update(1))
+    finally:
+        bar.close()
+    payload = {"dataset": dataset.name, "protocol": args.eval, "ipcs": args.ipc, "device": device.type,
+               "seconds": round(time.perf_counter() - start, 2), "rows": [r.to_dict() for r in rows]}
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    table = markdown_table(rows, args.ipc)
+    _emit(args, payload, f"{dataset.name}, protocol {args.eval} (accuracy %, distill + eval seconds)\n\n{table}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ parser
+
+def build_parser() -> argparse.ArgumentParser:
+    from .device import DEVICE_CHOICES
+
+    parser = _Parser(prog="python -m distill_core", description="distill-lab: dataset distillation from the shell")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(p: argparse.ArgumentParser, data: bool = True) -> None:
+        p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+        if data:
+            p.add_argument("--data-root", default=None, help="folder of torchvision datasets "
+                                                             "(default $DISTILL_DATA_ROOT or ~/.cache/distill-lab/data)")
+            p.add_argument("--download", action="store_true", help="download a missing torchvision dataset")
+
+    p = sub.add_parser("datasets", help="list datasets and whether they are available")
+    common(p)
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("methods", help="list distillers and selectors")
+    common(p, data=False)
+    p.set_defaults(func=cmd_methods)
+
+    p = sub.add_parser("distill", help="run one method and save a run folder")
+    p.add_argument("--dataset", required=True, help="a name from `datasets`, or folder:PATH")
+    p.add_argument("--method", required=True, help="a name from `methods`")
+    p.add_argument("--ipc", type=int, required=True, help="images per class")
+    p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the method's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--out", default=None, help="run folder to write (default runs/NAME)")
+    p.add_argument("--eval", default=None, help="evaluate with this protocol after distilling (quick, paper, ...)")
+    p.add_argument("--eval-reps", type=int, default=None, help="networks to train in the evaluation")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="override a method setting (repeatable)")
+    p.add_argument("--lr", type=float, default=None, help="the method's learning rate (same as --param lr=...)")
+    p.add_argument("--image-size", type=int, default=32, help="side length for folder: datasets")
+    common(p)
+    p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("evaluate", help="evaluate a saved run folder")
+    p.add_argument("run_dir", help="a run folder written by `distill` or the app")
+    p.add_argument("--protocol", default="quick")
+    p.add_argument("--model", default="convnet", help="convnet, mlp or lenet (cross-architecture check)")
+    p.add_argument("--reps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    common(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="methods × IPCs on one dataset, one protocol; a markdown table")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--ipc", type=int, nargs="+", required=True)
+    p.add_argument("--methods", nargs="+", required=True)
+    p.add_argument("--steps", type=int, default=None, help="steps for every distiller (default: each method's)")
+    p.add_argument("--eval", default="quick", help="evaluation protocol")
+    p.add_argument("--eval-reps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--out", default=None, help="also write the results as JSON to this file")
+    common(p)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DistillError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    except Exception as exc:  # never a traceback for the user; DISTILL_DEBUG=1 shows it
+        if os.environ.get("DISTILL_DEBUG"):
+            raise
+        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {exc}\n")
+        return 1
