@@ -1,7 +1,7 @@
 """Time per model and accuracy of the evaluation protocols for `random` summaries on mnist-5k.
 
-    python benchmarks/eval_protocols.py                 # quick at IPC 1, 10, 50 and paper at IPC 10
-    python benchmarks/eval_protocols.py --paper-reps 0  # skip the (slow on CPU) paper protocol
+    python -m benchmarks.eval_protocols               # quick at IPC 1, 10, 50 and paper at IPC 10
+    python -m benchmarks.eval_protocols --paper-reps 0  # skip the (slow on CPU) paper protocol
 
 Prints a markdown table: protocol, IPC, models trained, median seconds per model, accuracy mean ± std.
 """
