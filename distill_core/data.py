@@ -313,8 +313,9 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 32, name: str |
             skipped.append(f"{f.relative_to(root)}: not a readable image ({type(exc).__name__})")
 
     if not opened:
+        why = (f"; {len(skipped)} file(s) skipped, e.g. {skipped[0]}" if skipped else "")
         raise InvalidInputError(f"{root} holds no readable images in class subfolders "
-                                f"(expected {root}/CLASS_NAME/*.png|jpg|...)")
+                                f"(expected {root}/CLASS_NAME/*.png|jpg|...){why}")
     labels = np.array([lab for _, lab, _ in opened], dtype=np.int64)
     present = sorted(set(labels.tolist()))
     if len(present) < 2:

@@ -22,3 +22,7 @@ class InvalidInputError(DistillError, ValueError):
 
 class RunFormatError(DistillError):
     """A run folder that is missing, corrupt, or of an unsupported format."""
+
+
+class RunWriteError(DistillError, OSError):
+    """A run folder that cannot be written (no permission, not a folder, disk full); still an OSError."""

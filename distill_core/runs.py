@@ -13,6 +13,7 @@ import platform
 import shutil
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,12 +22,13 @@ from typing import Any, Iterable
 import torch
 
 from . import __version__
-from .errors import InvalidInputError, RunFormatError
+from .errors import InvalidInputError, RunFormatError, RunWriteError
 from .summary import Summary
 
 FORMAT_VERSION = 1
 RUNS_DIR_ENV = "DISTILL_RUNS_DIR"
 PARTIAL_MARK = ".partial-"
+OLD_MARK = ".old-"  # a run being replaced (see clean_partials)
 
 
 def default_runs_dir() -> Path:
@@ -95,9 +97,12 @@ def save_run(out_dir: str | os.PathLike, summary: Summary, config: dict[str, Any
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise InvalidInputError(f"run folder {out} already exists; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise RunWriteError(f"cannot create run folder {out}: {exc.strerror or exc}") from None
     try:
         full_config = {
             "format_version": FORMAT_VERSION,
@@ -122,12 +127,17 @@ def save_run(out_dir: str | os.PathLike, summary: Summary, config: dict[str, Any
             torch.save({"steps": snapshots["steps"].cpu(), "images": snapshots["images"].cpu()}, tmp / "snapshots.pt")
         render_grid(summary.images, summary.class_names, summary.hard_labels).save(tmp / "grid.png")
         if out.exists():  # overwrite: swap the old folder out only once the new one is complete
-            trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+            trash = out.parent / f".{out.name}{OLD_MARK}{uuid.uuid4().hex[:8]}"
             os.rename(out, trash)
             os.rename(tmp, out)
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.rename(tmp, out)
+    except OSError as exc:  # disk full, permissions: one clear message, and no half-written folder left
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, RunWriteError):
+            raise
+        raise RunWriteError(f"cannot write run folder {out}: {exc.strerror or exc}") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -136,7 +146,9 @@ def save_run(out_dir: str | os.PathLike, summary: Summary, config: dict[str, Any
 
 def _load_tensors(path: Path, what: str) -> dict[str, torch.Tensor]:
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. 'Detected pickle protocol 4': the refusal below says it all
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
         raise RunFormatError(f"{what} in {path.parent} is not a readable distill-lab file (corrupt, truncated, "
                              f"or it holds objects other than tensors, which are refused)") from None
@@ -168,6 +180,13 @@ def load_run(path: str | os.PathLike, with_snapshots: bool = True) -> RunRecord:
     for key in ("method", "dataset", "ipc", "class_names"):
         if key not in config:
             raise RunFormatError(f"config.json in {run_dir} lacks '{key}'")
+    if not isinstance(config["method"], str) or not isinstance(config["dataset"], str):
+        raise RunFormatError(f"config.json in {run_dir} has a method or dataset that is not a name")
+    if isinstance(config["ipc"], bool) or not isinstance(config["ipc"], int) or config["ipc"] < 1:
+        raise RunFormatError(f"config.json in {run_dir} has ipc {config['ipc']!r}, not a positive whole number")
+    if not isinstance(config["class_names"], list) or not config["class_names"] \
+            or not all(isinstance(c, (str, int)) for c in config["class_names"]):
+        raise RunFormatError(f"config.json in {run_dir} has class_names that are not a list of names")
     tensors = _load_tensors(run_dir / "summary.pt", "summary.pt")
     images, labels = tensors.get("images"), tensors.get("labels")
     if images is None or labels is None or images.dim() != 4 or labels.dim() not in (1, 2) \
@@ -245,16 +264,34 @@ def delete_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -
 
 
 def clean_partials(root: str | os.PathLike | None = None, older_than_s: float = 3600) -> int:
-    """Remove half-written run folders left by a crash (hidden '.NAME.partial-*'); returns how many."""
+    """Tidy what a crash during `save_run` can leave; returns how many folders were removed or restored.
+
+    - '.NAME.partial-*' (a half-written run) older than `older_than_s`: removed.
+    - '.NAME.old-*' (a run being replaced when the process died between its two renames): put back as NAME when
+      NAME is missing, so an overwrite that crashed never loses the previous run; removed when NAME exists.
+    """
     base = Path(root) if root is not None else default_runs_dir()
-    removed = 0
-    if base.is_dir():
-        for d in base.iterdir():
-            if d.is_dir() and d.name.startswith(".") and PARTIAL_MARK in d.name \
-                    and time.time() - d.stat().st_mtime > older_than_s:
-                shutil.rmtree(d, ignore_errors=True)
-                removed += 1
-    return removed
+    count = 0
+    if not base.is_dir():
+        return 0
+    for d in sorted(base.iterdir()):
+        try:
+            if not d.is_dir() or d.is_symlink() or not d.name.startswith("."):
+                continue
+            if PARTIAL_MARK in d.name:
+                if time.time() - d.stat().st_mtime > older_than_s:
+                    shutil.rmtree(d, ignore_errors=True)
+                    count += 1
+            elif OLD_MARK in d.name:
+                original = base / d.name[1:d.name.rindex(OLD_MARK)]
+                if original.name and not original.exists():
+                    os.rename(d, original)
+                else:
+                    shutil.rmtree(d, ignore_errors=True)
+                count += 1
+        except OSError:  # another process got there first
+            continue
+    return count
 
 
 # ------------------------------------------------------------------------------------------ pictures
