@@ -1,0 +1,522 @@
+"""Background jobs: one method driven step by step by `pipeline.DistillRun` in a worker thread (no UI code here).
+
+The app starts a `Job`, then polls `job.state()` — a thread-safe, immutable copy of the latest step, metrics,
+summary images, snapshot steps, ETA, status and error — as often as it redraws. Nothing the app does waits for
+the loop:
+
+- the *worker* thread builds the method and steps it; `pause()`, `resume()` and `stop()` act between steps;
+- an *evaluator* thread periodically trains a small network on the latest summary (the `krr` protocol when one
+  is registered, else `quick` with few epochs and one network) so accuracy is plotted without stalling steps;
+- errors inside either thread become `status == "failed"` with a one-line `error`, never an exception;
+- a global cap (`LIMITS.max_concurrent_jobs`) bounds the jobs running in this process: `start_job` raises
+  `BusyError` ("busy — try again") when it is reached;
+- each job thread runs torch with at most `LIMITS.job_torch_threads` intra-op threads.
+
+    job = start_job(JobSpec("kip", "digits", ipc=1, steps=200))
+    while job.state().active: time.sleep(0.5)
+    job.save()   # a run folder under runs.default_runs_dir()
+"""
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .data import ImageSet, load_dataset
+from .device import describe_device, resolve_device
+from .errors import DistillError, InvalidInputError
+from .limits import LIMITS
+from .methods.base import Method, MethodConfig, check_ipc, get_method
+from .pipeline import DistillRun
+from .summary import Summary
+
+# statuses ---------------------------------------------------------------------------------------------------
+STARTING, RUNNING, PAUSED = "starting", "running", "paused"
+FINISHED, STOPPED, FAILED = "finished", "stopped", "failed"
+ACTIVE_STATUSES = frozenset({STARTING, RUNNING, PAUSED})
+
+MAX_PLOT_POINTS = 1500          # metrics rows handed to a reader (evenly thinned, the last one always kept)
+MAX_LOGGED_ROWS = 5000          # a long run logs every k-th step so its metrics history stays bounded
+SNAPSHOT_BYTES = 48 * 2 ** 20   # float16 snapshot history per job, at most (and at most 64 snapshots)
+PUBLISH_EVERY_S = 0.05          # the worker hands fresh images to readers at most this often
+
+
+class BusyError(DistillError):
+    """Raised by `start_job` when the server already runs its maximum number of jobs."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What to run. `settings` override fields of the method's Config (strings are converted)."""
+
+    method: str
+    dataset: str
+    ipc: int
+    steps: int | None = None          # None: the method's default_steps
+    seed: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    eval_protocol: str = "auto"       # "auto" (krr if registered, else quick), "quick", "krr" or "none"
+    eval_epochs: int = 40             # epochs of the reduced `quick` evaluation
+    eval_every_s: float = 4.0         # seconds between periodic evaluations (at least twice the last one's time)
+
+
+@dataclass(frozen=True)
+class JobState:
+    """An immutable copy of a job's latest state; safe to read from any thread."""
+
+    job_id: str
+    spec: JobSpec
+    kind: str                         # "distiller" or "selector"
+    status: str
+    step: int
+    total_steps: int
+    version: int                      # increases whenever `images` change
+    images: torch.Tensor | None       # K×C×H×W float32, CPU (never mutated after publication)
+    labels: torch.Tensor | None       # K hard labels
+    class_names: list[str]
+    metrics: list[dict[str, Any]]     # thinned to at most MAX_PLOT_POINTS rows
+    accuracy: list[dict[str, Any]]    # {step, acc, protocol, seconds}
+    snapshot_steps: list[int]
+    elapsed_s: float                  # running time, pauses excluded
+    steps_per_s: float
+    eta_s: float | None
+    error: str | None
+    evaluating: bool
+    eval_error: str | None
+    device: str
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.step / max(1, self.total_steps))
+
+    @property
+    def last_accuracy(self) -> dict[str, Any] | None:
+        return self.accuracy[-1] if self.accuracy else None
+
+
+# the global cap ---------------------------------------------------------------------------------------------
+_REGISTRY_LOCK = threading.Lock()
+_RUNNING: set["Job"] = set()
+_ORIGINAL_THREADS = torch.get_num_threads()
+
+
+def running_jobs() -> int:
+    """How many jobs hold a slot (starting, running or paused) in this process."""
+    with _REGISTRY_LOCK:
+        return len(_RUNNING)
+
+
+def stop_all(timeout: float = 10.0) -> None:
+    """Stop every job of this process (tests, shutdown)."""
+    with _REGISTRY_LOCK:
+        jobs = list(_RUNNING)
+    for job in jobs:
+        job.stop(wait=True, timeout=timeout)
+
+
+def _reserve(job: "Job") -> None:
+    with _REGISTRY_LOCK:
+        if len(_RUNNING) >= LIMITS.max_concurrent_jobs:
+            raise BusyError(f"busy — {len(_RUNNING)} distillation(s) already running on this server "
+                            f"(the limit is {LIMITS.max_concurrent_jobs}); try again when one finishes")
+        _RUNNING.add(job)
+
+
+def _release(job: "Job") -> None:
+    with _REGISTRY_LOCK:
+        _RUNNING.discard(job)
+        idle = not _RUNNING
+    if idle:  # the next thread created starts with the process's original thread count again
+        torch.set_num_threads(_ORIGINAL_THREADS)
+
+
+def _bound_threads() -> None:
+    """Called at the top of each job thread: torch intra-op threads for this thread (and new ones) bounded."""
+    limit = max(1, int(LIMITS.job_torch_threads))
+    if torch.get_num_threads() != limit:
+        torch.set_num_threads(limit)
+
+
+def _short_error(exc: BaseException) -> str:
+    if isinstance(exc, DistillError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory: try a smaller IPC or dataset"
+    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    return f"unexpected {type(exc).__name__}" + (f": {text}" if text else "")
+
+
+def _thin(rows: list[dict[str, Any]], limit: int = MAX_PLOT_POINTS) -> list[dict[str, Any]]:
+    if len(rows) <= limit:
+        return list(rows)
+    stride = math.ceil(len(rows) / limit)
+    out = rows[::stride]
+    if out[-1] is not rows[-1]:
+        out.append(rows[-1])
+    return out
+
+
+def _check_steps(steps: Any) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise InvalidInputError(f"steps must be a positive whole number, got {steps!r}")
+    if steps > LIMITS.max_steps:
+        raise InvalidInputError(f"steps {steps} is above the limit of {LIMITS.max_steps}")
+
+
+def _check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
+        raise InvalidInputError(f"seed must be a whole number from 0 to 2^63-1, got {seed!r}")
+
+
+def snapshot_capacity(images: torch.Tensor, budget_bytes: int = SNAPSHOT_BYTES, most: int = 64) -> int:
+    """How many float16 snapshots of `images` fit the per-job budget (2 to `most`)."""
+    per = max(1, images.numel() * 2)
+    return int(max(2, min(most, budget_bytes // per)))
+
+
+class Job:
+    """One method run in a background thread. Build with `start_job` (validates, reserves a slot, starts)."""
+
+    def __init__(self, spec: JobSpec, dataset: ImageSet | None = None):
+        self.spec = spec
+        self.id = uuid.uuid4().hex[:10]
+        cls = get_method(spec.method)
+        self.method_cls: type[Method] = cls
+        if not isinstance(spec.dataset, str) or not spec.dataset.strip():
+            raise InvalidInputError("no dataset chosen")
+        self.dataset = dataset if dataset is not None else load_dataset(spec.dataset)
+        check_ipc(cls, self.dataset, spec.ipc)
+        if not isinstance(spec.settings, dict):
+            raise InvalidInputError("settings must be a mapping of setting name to value")
+        self.config: MethodConfig = cls.Config.from_overrides(self.dataset.name, dict(spec.settings))
+        steps = spec.steps if spec.steps is not None else int(getattr(cls, "default_steps", 1) or 1)
+        _check_steps(steps)
+        _check_seed(spec.seed)
+        if cls.kind != "distiller":
+            steps = 1
+        self.total_steps = int(steps)
+        self.device = resolve_device(spec.device)
+        if not math.isfinite(spec.eval_every_s) or spec.eval_every_s <= 0:
+            raise InvalidInputError(f"eval_every_s must be a positive number, got {spec.eval_every_s}")
+
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._resume = threading.Event()
+        self._resume.set()
+        self._eval_wake = threading.Event()
+        self._status = STARTING
+        self._error: str | None = None
+        self._eval_error: str | None = None
+        self._evaluating = False
+        self._step = 0
+        self._version = 0
+        self._summary: Summary | None = None
+        self._run: DistillRun | None = None
+        self._n_metrics = 0
+        self._accuracy: list[dict[str, Any]] = []
+        self._snap_steps: list[int] = []
+        self._snap_images: list[torch.Tensor] = []
+        self._elapsed = 0.0
+        self._rate_window: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
+        self._worker_done = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._evaluator: threading.Thread | None = None
+        self.started_at = time.time()
+
+    # -------------------------------------------------------------------------------------------- control
+    def start(self) -> "Job":
+        """Reserve a slot under the global cap and start the threads (BusyError when the cap is reached)."""
+        if self._worker is not None:
+            raise InvalidInputError("this job was already started")
+        _reserve(self)
+        self._worker = threading.Thread(target=self._work, name=f"distill-job-{self.id}", daemon=True)
+        self._evaluator = threading.Thread(target=self._eval_loop, name=f"distill-eval-{self.id}", daemon=True)
+        self.started_at = time.time()
+        try:
+            self._worker.start()
+            if self.spec.eval_protocol != "none":
+                self._evaluator.start()
+        except BaseException:
+            self._stop.set()
+            _release(self)
+            raise
+        return self
+
+    def pause(self) -> None:
+        """Pause between steps (no effect unless running)."""
+        with self._lock:
+            if self._status in (STARTING, RUNNING):
+                self._resume.clear()
+                self._status = PAUSED
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._status == PAUSED:
+                self._status = RUNNING if self._run is not None else STARTING
+                self._resume.set()
+
+    def stop(self, wait: bool = True, timeout: float = 10.0) -> None:
+        """Stop after the current step; with `wait`, join both threads (up to `timeout` seconds each)."""
+        self._stop.set()
+        self._resume.set()
+        self._eval_wake.set()
+        if wait:
+            self.join(timeout)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker and the evaluator to end; True when both have."""
+        for thread in (self._worker, self._evaluator):
+            if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+                thread.join(timeout)
+        return not self.alive
+
+    @property
+    def alive(self) -> bool:
+        return any(t is not None and t.is_alive() for t in (self._worker, self._evaluator))
+
+    # -------------------------------------------------------------------------------------------- reading
+    def state(self) -> JobState:
+        """A consistent copy of the latest state (cheap: thinned metrics, references to immutable tensors)."""
+        with self._lock:
+            run = self._run
+            n = self._n_metrics
+            summary = self._summary
+            status, step, version = self._status, self._step, self._version
+            accuracy = list(self._accuracy)
+            snap_steps = list(self._snap_steps)
+            elapsed = self._elapsed
+            window = list(self._rate_window)
+            error, eval_error, evaluating = self._error, self._eval_error, self._evaluating
+        rows = _thin(run.metrics[:n]) if run is not None else []
+        rate = 0.0
+        if len(window) >= 2 and window[-1][0] > window[0][0]:
+            rate = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+        elif elapsed > 0 and step:
+            rate = step / elapsed
+        eta = None
+        if status in ACTIVE_STATUSES and rate > 0:
+            eta = (self.total_steps - step) / rate
+        elif status not in ACTIVE_STATUSES:
+            eta = 0.0
+        return JobState(self.id, self.spec, self.method_cls.kind, status, step, self.total_steps, version,
+                        summary.images if summary is not None else None,
+                        summary.hard_labels if summary is not None else None,
+                        list(self.dataset.class_names), rows, accuracy, snap_steps, elapsed, rate, eta, error,
+                        evaluating, eval_error, describe_device(self.device))
+
+    def summary(self) -> Summary | None:
+        """The latest published summary (a detached CPU copy), or None before the first one."""
+        with self._lock:
+            return self._summary
+
+    def snapshots(self) -> tuple[list[int], list[torch.Tensor]]:
+        """Copies of the stored snapshot steps and their images (float16 K×C×H×W each)."""
+        with self._lock:
+            return list(self._snap_steps), list(self._snap_images)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """Every logged metrics row so far (a copy)."""
+        with self._lock:
+            run, n = self._run, self._n_metrics
+        return list(run.metrics[:n]) if run is not None else []
+
+    # --------------------------------------------------------------------------------------------- saving
+    def run_config(self) -> dict[str, Any]:
+        """The config.json fields a saved run gets (the same keys as the CLI's, plus source and status)."""
+        st = self.state()
+        rows = self.metrics()
+        return {"steps": st.step, "seed": self.spec.seed, "device": self.device.type,
+                "seconds": round(st.elapsed_s, 3), "method_config": self.config.to_dict(), "data_root": None,
+                "image_size": int(self.dataset.image_shape[-1]), "final_metrics": rows[-1] if rows else {},
+                "source": "app", "status": st.status, "total_steps": self.total_steps}
+
+    def evaluations(self) -> list[dict[str, Any]]:
+        """The live evaluation of the latest published step, in the run folder's evaluation format."""
+        st = self.state()
+        last = st.last_accuracy
+        if last is None or last["step"] != st.step:
+            return []
+        return [{"protocol": last["protocol"], "model": last.get("model", "convnet"), "reps": 1,
+                 "acc_mean": last["acc"], "acc_std": 0.0, "accs": [last["acc"]], "seconds": last["seconds"],
+                 "source": "app-live", **({"epochs": last["epochs"]} if "epochs" in last else {})}]
+
+    def save(self, out_dir: str | Path | None = None, runs_dir: str | Path | None = None) -> Path:
+        """Write the latest summary as a run folder (default: a new name under the runs folder)."""
+        from .runs import default_runs_dir, new_run_name, save_run
+
+        summary = self.summary()
+        if summary is None:
+            raise InvalidInputError("nothing to save yet: the job has not produced a summary")
+        steps, images = self.snapshots()
+        snaps = ({"steps": torch.tensor(steps, dtype=torch.int64), "images": torch.stack(images)}
+                 if steps else None)
+        if out_dir is None:
+            base = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+            out_dir = base / new_run_name(self.dataset.name, self.spec.method, self.spec.ipc)
+        return save_run(out_dir, summary, self.run_config(), self.metrics(), snaps, self.evaluations())
+
+    # --------------------------------------------------------------------------------------------- worker
+    def _publish(self, run: DistillRun) -> None:
+        summary = run.summary().detach()
+        with self._lock:
+            self._summary = summary
+            self._step = run.step_index
+            self._version += 1
+            first = not self._accuracy and not self._evaluating
+        if first:  # the evaluator measures the very first summary at once
+            self._eval_wake.set()
+
+    def _record(self, run: DistillRun, t_run: float) -> None:
+        now = time.perf_counter()
+        with self._lock:
+            self._n_metrics = len(run.metrics)
+            self._snap_steps = list(run.snapshots.steps)
+            self._snap_images = list(run.snapshots.images)
+            self._step = run.step_index
+            self._elapsed = t_run
+            self._rate_window.append((now, run.step_index))
+
+    def _wait_while_paused(self, paused_for: list[float]) -> None:
+        if self._resume.is_set():
+            return
+        t0 = time.perf_counter()
+        with self._lock:
+            self._rate_window.clear()
+        while not self._resume.wait(0.1):
+            if self._stop.is_set():
+                break
+        paused_for[0] += time.perf_counter() - t0
+
+    def _work(self) -> None:
+        status, error = FINISHED, None
+        try:
+            _bound_threads()
+            t_start = time.perf_counter()
+            paused_for = [0.0]
+            method = self.method_cls(self.dataset, self.spec.ipc, config=self.config, seed=self.spec.seed,
+                                     device=self.device)
+            log_every = max(1, math.ceil(self.total_steps / MAX_LOGGED_ROWS))
+            capacity = 64
+            if method.iterative:
+                capacity = snapshot_capacity(method.summary().images)
+            run = DistillRun(method, self.total_steps, snapshot_capacity=capacity, log_every=log_every)
+            with self._lock:
+                self._run = run
+                if self._status == STARTING:
+                    self._status = RUNNING
+            if method.iterative:  # the initial images are the first grid, before any step
+                run.snapshots.offer(0, method.summary().images, force=True)
+                self._publish(run)
+                self._record(run, 0.0)
+            last_publish = 0.0
+            while not run.finished:
+                self._wait_while_paused(paused_for)
+                if self._stop.is_set():
+                    status = STOPPED
+                    break
+                run.step_once()
+                now = time.perf_counter()
+                if now - last_publish >= PUBLISH_EVERY_S or run.finished:
+                    self._publish(run)
+                    last_publish = now
+                self._record(run, now - t_start - paused_for[0])
+            self._publish(run)
+            self._record(run, time.perf_counter() - t_start - paused_for[0])
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
+            status, error = FAILED, _short_error(exc)
+        finally:
+            with self._lock:
+                self._status = status
+                self._error = error
+            _release(self)
+            self._worker_done.set()
+            self._eval_wake.set()
+
+    # ------------------------------------------------------------------------------------------ evaluator
+    def _protocol(self) -> str:
+        from .evaluate import protocol_names
+
+        wanted = self.spec.eval_protocol
+        if wanted == "auto":
+            return "krr" if "krr" in protocol_names() else "quick"
+        return wanted
+
+    def _evaluate(self, summary: Summary) -> dict[str, Any]:
+        from .evaluate import evaluate_summary
+
+        protocol = self._protocol()
+        t0 = time.perf_counter()
+        kwargs: dict[str, Any] = {"reps": 1, "seed": self.spec.seed, "device": self.device}
+        if protocol == "quick":
+            kwargs.update(epochs=max(1, int(self.spec.eval_epochs)), should_stop=self._stop.is_set)
+        result = evaluate_summary(summary, self.dataset, protocol, **kwargs)
+        row = {"acc": float(result.acc_mean), "protocol": result.protocol, "model": result.model,
+               "seconds": round(time.perf_counter() - t0, 3)}
+        if protocol == "quick":
+            row["epochs"] = int(self.spec.eval_epochs)
+        return row
+
+    def _eval_loop(self) -> None:
+        try:
+            _bound_threads()
+            last_step, next_due = -1, 0.0
+            while not self._stop.is_set():
+                now = time.monotonic()
+                self._eval_wake.wait(timeout=next_due - now if next_due > now else 0.5)
+                self._eval_wake.clear()
+                if self._stop.is_set():
+                    break
+                with self._lock:
+                    summary, step, status = self._summary, self._step, self._status
+                done = self._worker_done.is_set()
+                if done and (summary is None or step == last_step or status == FAILED):
+                    break
+                if summary is None or step == last_step or status == PAUSED:
+                    continue
+                if not done and time.monotonic() < next_due:
+                    continue
+                with self._lock:
+                    self._evaluating = True
+                try:
+                    row = self._evaluate(summary)
+                finally:
+                    with self._lock:
+                        self._evaluating = False
+                if self._stop.is_set():
+                    break
+                row["step"] = step
+                with self._lock:
+                    self._accuracy.append(row)
+                last_step = step
+                next_due = time.monotonic() + max(float(self.spec.eval_every_s), 2.0 * row["seconds"])
+        except BaseException as exc:  # noqa: BLE001 - a failed evaluation never fails the job
+            with self._lock:
+                self._eval_error = _short_error(exc)
+                self._evaluating = False
+
+
+def start_job(spec: JobSpec, dataset: ImageSet | None = None) -> Job:
+    """Validate `spec` (DistillError with a clear message), reserve a slot, start the threads."""
+    return Job(spec, dataset).start()
+
+
+def job_wait(job: Job, timeout: float = 60.0, poll: float = 0.05) -> JobState:
+    """Block until the job is no longer active (or `timeout`); returns its state. For scripts and tests."""
+    deadline = time.monotonic() + timeout
+    state = job.state()
+    while state.active and time.monotonic() < deadline:
+        time.sleep(poll)
+        state = job.state()
+    return state
