@@ -1,0 +1,528 @@
+"""Feature spaces and UMAP maps of a dataset (no UI code here).
+
+Feature spaces (`SPACES`):
+- `pixels`: the flattened pixels (PCA to at most 50 dimensions before UMAP);
+- `convnet-random`: a randomly initialised, seeded ConvNet-3 (width 32) — `embed()` features;
+- `convnet-trained`: the same network trained a few epochs on the real training images. It is trained once per
+  dataset and its weights are cached on disk (`cache_dir()`), written to a temporary name and renamed.
+
+A map (`get_embedding`) is UMAP fitted once on (a stratified sample of at most `MAP_MAX_POINTS`) real training
+images of a space, cached in memory and on disk keyed by dataset fingerprint + space + version; everything else
+(distilled images, coreset picks, centroids, snapshots) is placed with `Embedding.transform`.
+
+umap-learn compiles its numba code on first use (20-40 s on a small CPU). `warm_up()` does that in a background
+thread and asks numba to keep the compiled code on disk, so later processes start in about a second.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import uuid
+import warnings
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import numpy as np
+import torch
+
+from .data import ImageSet
+from .errors import DistillError, InvalidInputError, UnknownNameError
+
+EMBED_VERSION = 1
+CACHE_ENV = "DISTILL_CACHE_DIR"
+MAP_MAX_POINTS = 4000        # real points on a map (below umap's 4096 exact-neighbour threshold)
+FEATURE_POOL_MAX = 20000     # real images whose features are computed (nearest neighbours, typicality)
+PCA_DIMS = 50
+FEATURE_WIDTH = 32           # width of the feature ConvNets (CPU-friendly)
+TRAIN_EPOCHS = 3
+TRAIN_BATCH = 128
+TRAIN_LR = 1e-3
+UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "n_epochs": 200, "random_state": 0, "transform_seed": 42}
+_MEMORY_ITEMS = 8            # maps / feature pools kept in memory per kind
+
+SPACES: dict[str, str] = {
+    "pixels": "pixels (PCA to 50 dimensions)",
+    "convnet-random": "features of a random ConvNet-3 (seed 0)",
+    "convnet-trained": "features of a ConvNet-3 trained on the real training images (cached on disk)",
+}
+
+Progress = Optional[Callable[[str], None]]
+
+
+def cache_dir() -> Path:
+    """Where feature networks, feature pools and fitted maps are cached ($DISTILL_CACHE_DIR or ~/.cache)."""
+    base = os.environ.get(CACHE_ENV)
+    return (Path(base) if base else Path.home() / ".cache" / "distill-lab") / "features"
+
+
+def check_space(space: str) -> str:
+    if space not in SPACES:
+        raise UnknownNameError(f"unknown feature space {space!r}; choose one of {', '.join(SPACES)}")
+    return space
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+_KEYS: dict[int, tuple[weakref.ref, str]] = {}
+_KEYS_LOCK = threading.Lock()
+
+
+def dataset_key(ds: ImageSet) -> str:
+    """A short, file-name-safe fingerprint of a dataset's training split (name + content hash)."""
+    with _KEYS_LOCK:
+        hit = _KEYS.get(id(ds))
+        if hit is not None and hit[0]() is ds:
+            return hit[1]
+    h = hashlib.blake2b(digest_size=8)
+    h.update(repr((ds.name, tuple(ds.x_train.shape), list(ds.class_names))).encode())
+    x = ds.x_train.detach().cpu().contiguous()
+    step = max(1, len(x) // 2000)
+    h.update(x[::step].numpy().tobytes())
+    h.update(ds.y_train.detach().cpu().numpy().tobytes())
+    slug = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in ds.name)[-32:]
+    key = f"{slug}-{h.hexdigest()}"
+    with _KEYS_LOCK:
+        _KEYS[id(ds)] = (weakref.ref(ds), key)
+    return key
+
+
+def sample_indices(labels: np.ndarray | torch.Tensor, n_max: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a stratified, seeded sample of at most `n_max` items (all of them when fewer)."""
+    labels = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    n = len(labels)
+    if n <= n_max:
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = np.maximum(1, np.floor(counts * n_max / n)).astype(int)
+    while quota.sum() > n_max:  # rounding up the tiny classes may overshoot
+        quota[np.argmax(quota)] -= 1
+    picks = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota)]
+    return np.sort(np.concatenate(picks)).astype(np.int64)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink(missing_ok=True)
+
+
+def _try_cache_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write a cache file; a cache that cannot be written (read-only home, full disk) only costs speed."""
+    try:
+        _atomic_write(path, write)
+    except OSError:
+        pass
+
+
+class _LRU:
+    """A small thread-safe LRU dict with one lock per key, so a costly value is computed once."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: OrderedDict[Any, Any] = OrderedDict()
+        self.lock = threading.Lock()
+        self.key_locks: dict[Any, threading.Lock] = {}
+
+    def get_or_make(self, key: Any, make: Callable[[], Any]) -> Any:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+            key_lock = self.key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self.lock:
+                if key in self.items:
+                    return self.items[key]
+            value = make()
+            with self.lock:
+                self.items[key] = value
+                while len(self.items) > self.size:
+                    self.items.popitem(last=False)
+                self.key_locks.pop(key, None)
+            return value
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+
+_NETS = _LRU(_MEMORY_ITEMS)
+_POOLS = _LRU(_MEMORY_ITEMS)
+_MAPS = _LRU(_MEMORY_ITEMS)
+
+
+def clear_memory_cache() -> None:
+    """Forget the in-memory networks, feature pools and maps (the disk cache stays)."""
+    for lru in (_NETS, _POOLS, _MAPS):
+        lru.clear()
+
+
+# ------------------------------------------------------------------------------------ feature spaces
+
+def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch: int = 512) -> np.ndarray:
+    outs = [fn(x[i:i + batch]).float().cpu() for i in range(0, len(x), batch)]
+    if not outs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return torch.cat(outs).numpy().astype(np.float32, copy=False)
+
+
+def _feature_net(ds: ImageSet, seed: int = 0) -> torch.nn.Module:
+    from .models import build_seeded
+
+    return build_seeded(ds, "convnet", seed=seed, width=FEATURE_WIDTH, depth=3, norm="instancenorm").eval()
+
+
+def _train_net(ds: ImageSet, progress: Progress = None, seed: int = 0) -> tuple[torch.nn.Module, dict]:
+    """Train the feature ConvNet on (at most FEATURE_POOL_MAX of) the real training images with Adam."""
+    from .evaluate import accuracy
+
+    net = _feature_net(ds, seed)
+    idx = torch.from_numpy(sample_indices(ds.y_train, FEATURE_POOL_MAX, seed))
+    x, y = ds.normalize(ds.x_train[idx]), ds.y_train[idx]
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=TRAIN_LR)
+    t0 = time.perf_counter()
+    net.train()
+    for epoch in range(TRAIN_EPOCHS):
+        if progress:
+            progress(f"training the feature ConvNet on {len(x)} real images: epoch {epoch + 1}/{TRAIN_EPOCHS}")
+        order = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), TRAIN_BATCH):
+            b = order[i:i + TRAIN_BATCH]
+            loss = torch.nn.functional.cross_entropy(net(x[b]), y[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    net.eval()
+    info = {"epochs": TRAIN_EPOCHS, "train_images": len(x), "seconds": round(time.perf_counter() - t0, 2),
+            "test_acc": accuracy(net, ds.normalize(ds.x_test), ds.y_test)}
+    return net, info
+
+
+@dataclass
+class FeatureSpace:
+    """Maps pixel-space images (N×C×H×W) of one dataset to feature vectors."""
+
+    name: str
+    dataset: ImageSet
+    net: torch.nn.Module | None = None
+    info: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def features(self, images: torch.Tensor) -> np.ndarray:
+        """Float32 features (N×D) of images in pixel space."""
+        images = torch.as_tensor(images).detach().float().cpu()
+        if images.dim() == 3:
+            images = images.unsqueeze(0)
+        if tuple(images.shape[1:]) != self.dataset.image_shape:
+            raise InvalidInputError(f"images of shape {tuple(images.shape[1:])} cannot be placed in the "
+                                    f"{self.dataset.name} feature space, which expects {self.dataset.image_shape}")
+        if self.net is None:
+            return images.reshape(len(images), -1).numpy().astype(np.float32, copy=True)
+        with self._lock, torch.no_grad():  # one forward at a time per network
+            return _batched(lambda b: self.net.embed(self.dataset.normalize(b)), images)
+
+
+def feature_space(ds: ImageSet, space: str = "pixels", progress: Progress = None) -> FeatureSpace:
+    """The feature space `space` of a dataset; a trained network is trained once and cached on disk."""
+    check_space(space)
+    if space == "pixels":
+        return FeatureSpace("pixels", ds)
+    key = (dataset_key(ds), space)
+    return _NETS.get_or_make(key, lambda: _make_space(ds, space, progress))
+
+
+def _make_space(ds: ImageSet, space: str, progress: Progress) -> FeatureSpace:
+    if space == "convnet-random":
+        return FeatureSpace(space, ds, _feature_net(ds, seed=0), {"seed": 0, "width": FEATURE_WIDTH})
+    path = cache_dir() / f"{dataset_key(ds)}-convnet-trained-v{EMBED_VERSION}.pt"
+    net = _feature_net(ds)
+    if path.is_file():
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            net.load_state_dict(blob["state_dict"])
+            info = {k: float(v) for k, v in blob.get("info", {}).items()}
+            return FeatureSpace(space, ds, net.eval(), {**info, "cached": True})
+        except Exception:  # a stale or corrupt cache file is replaced
+            net = _feature_net(ds)
+    net, info = _train_net(ds, progress)
+    blob = {"state_dict": net.state_dict(), "info": {k: torch.tensor(float(v)) for k, v in info.items()}}
+    _try_cache_write(path, lambda tmp: torch.save(blob, tmp))
+    return FeatureSpace(space, ds, net, {**info, "cached": False})
+
+
+@dataclass
+class FeaturePool:
+    """Features of (a stratified sample of at most FEATURE_POOL_MAX) real training images in one space."""
+
+    space: str
+    indices: np.ndarray       # training-set indices
+    labels: np.ndarray
+    features: np.ndarray      # float32 N×D
+
+
+def train_features(ds: ImageSet, space: str = "pixels", progress: Progress = None) -> FeaturePool:
+    """Features of the real training images (cached in memory, and on disk for network spaces)."""
+    check_space(space)
+    key = (dataset_key(ds), space)
+    return _POOLS.get_or_make(key, lambda: _make_pool(ds, space, progress))
+
+
+def _make_pool(ds: ImageSet, space: str, progress: Progress) -> FeaturePool:
+    idx = sample_indices(ds.y_train, FEATURE_POOL_MAX)
+    labels = ds.y_train.numpy()[idx]
+    if space == "pixels":
+        feats = ds.x_train[torch.from_numpy(idx)].reshape(len(idx), -1).numpy().astype(np.float32, copy=False)
+        return FeaturePool(space, idx, labels, feats)
+    fs = feature_space(ds, space, progress)
+    path = cache_dir() / f"{dataset_key(ds)}-{space}-pool-v{EMBED_VERSION}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if np.array_equal(z["indices"], idx):
+                    return FeaturePool(space, idx, labels, z["features"].astype(np.float32))
+        except Exception:
+            pass
+    if progress:
+        progress(f"computing {space} features of {len(idx)} real images")
+    feats = fs.features(ds.x_train[torch.from_numpy(idx)])
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, indices=idx, features=feats.astype(np.float16))
+    _try_cache_write(path, write)
+    return FeaturePool(space, idx, labels, feats)
+
+
+# -------------------------------------------------------------------------------------------- UMAP
+
+_UMAP_MOD: Any = None
+_UMAP_LOCK = threading.Lock()
+_WARM = threading.Event()
+_WARM_THREAD: threading.Thread | None = None
+_WARM_INFO: dict[str, Any] = {}
+
+
+def _enable_numba_disk_cache() -> int:
+    """Ask numba to keep umap/pynndescent's compiled code on disk (many of their functions do not by default)."""
+    import sys
+
+    try:
+        from numba.core.dispatcher import Dispatcher
+    except Exception:
+        return 0
+    count = 0
+    for name, mod in list(sys.modules.items()):
+        if not name.startswith(("umap", "pynndescent")) or mod is None:
+            continue
+        for value in list(vars(mod).values()):
+            try:
+                if isinstance(value, Dispatcher) and type(value._cache).__name__ == "NullCache":
+                    value.enable_caching()
+                    count += 1
+            except Exception:  # numba internals differ: caching is only a speed-up
+                continue
+    return count
+
+
+def _umap() -> Any:
+    """The umap module, imported once (with numba disk caching switched on)."""
+    global _UMAP_MOD
+    with _UMAP_LOCK:
+        if _UMAP_MOD is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import umap  # noqa: PLC0415 - slow import, done lazily
+            _WARM_INFO["numba_cached_functions"] = _enable_numba_disk_cache()
+            _UMAP_MOD = umap
+    return _UMAP_MOD
+
+
+def _one_numba_thread() -> None:
+    """Run umap's parallel numba loops in the calling thread: on a small shared CPU, waking a thread pool for
+    each tiny loop costs more than the loop (about 40 ms per call under load)."""
+    try:
+        import numba
+
+        numba.set_num_threads(1)  # thread-local setting
+    except Exception:
+        pass
+
+
+def _new_reducer(n_points: int) -> Any:
+    params = dict(UMAP_PARAMS)
+    params["n_neighbors"] = max(2, min(params["n_neighbors"], n_points - 1))
+    return _umap().UMAP(n_components=2, metric="euclidean", n_jobs=1, **params)
+
+
+def _fast_transform(reducer: Any) -> Any:
+    """umap's exact (small-data) transform calls its numba metric once per pair through sklearn; the string
+    'euclidean' lets sklearn compute the same distances vectorised (about 20× faster for 100 points)."""
+    if getattr(reducer, "_small_data", False) and getattr(reducer, "metric", None) == "euclidean" \
+            and not getattr(reducer, "_sparse_data", False):
+        reducer._input_distance_func = "euclidean"
+    return reducer
+
+
+def warm_up(datasets: Iterable[str] = (), spaces: Iterable[str] = ("pixels",)) -> threading.Thread:
+    """Compile umap's numba code on a tiny array in a daemon thread (idempotent), then optionally fit the maps
+    of `datasets` × `spaces` so their first map is ready. Returns the thread; `is_warm()` tells when done."""
+    global _WARM_THREAD
+    datasets, spaces = list(datasets), list(spaces)
+    with _UMAP_LOCK:
+        if _WARM_THREAD is not None and (_WARM_THREAD.is_alive() or not datasets):
+            return _WARM_THREAD
+        thread = threading.Thread(target=_warm, args=(datasets, spaces), name="distill-umap-warm-up", daemon=True)
+        _WARM_THREAD = thread
+    thread.start()
+    return thread
+
+
+def _warm(datasets: list[str], spaces: list[str]) -> None:
+    t0 = time.perf_counter()
+    try:
+        if not _WARM.is_set():
+            x = np.random.default_rng(0).random((64, 8), dtype=np.float32)
+            _one_numba_thread()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                reducer = _fast_transform(_new_reducer(len(x)).fit(x))
+                reducer.transform(x[:4] + 0.05)
+            _WARM_INFO["compile_seconds"] = round(time.perf_counter() - t0, 2)
+            _WARM.set()
+        from .data import load_dataset
+
+        for name in datasets:
+            for space in spaces:
+                get_embedding(load_dataset(name), space)
+    except Exception as exc:  # warming is best effort; the real call reports any real problem
+        _WARM_INFO["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        _WARM_INFO["seconds"] = round(time.perf_counter() - t0, 2)
+
+
+def is_warm() -> bool:
+    """True once umap's numba code is compiled (or loaded from numba's disk cache) in this process."""
+    return _WARM.is_set()
+
+
+def warm_info() -> dict[str, Any]:
+    return dict(_WARM_INFO, warm=_WARM.is_set())
+
+
+@dataclass
+class Embedding:
+    """A UMAP map of real training images in one feature space; `transform` places any other images on it."""
+
+    dataset_key: str
+    space: str
+    indices: np.ndarray          # training-set indices of the mapped real images
+    labels: np.ndarray
+    coords: np.ndarray           # float32 N×2
+    pca: Any
+    reducer: Any
+    fit_seconds: float = 0.0
+    from_disk: bool = False
+    feature_space: FeatureSpace | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def reduce(self, feats: np.ndarray) -> np.ndarray:
+        feats = np.asarray(feats, dtype=np.float32)
+        return feats if self.pca is None else self.pca.transform(feats).astype(np.float32)
+
+    def transform_features(self, feats: np.ndarray) -> np.ndarray:
+        """2-D coordinates (float32) of feature vectors of this space."""
+        feats = np.asarray(feats, dtype=np.float32)
+        if len(feats) == 0:
+            return np.zeros((0, 2), dtype=np.float32)
+        if not np.isfinite(feats).all():
+            raise InvalidInputError("images with NaN or infinite values cannot be placed on the map")
+        z = self.reduce(feats)
+        _one_numba_thread()
+        with self._lock, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(self.reducer.transform(z), dtype=np.float32)
+
+    def transform(self, images: torch.Tensor) -> np.ndarray:
+        """2-D coordinates (float32 N×2) of pixel-space images (distilled images, picks, centroids, snapshots)."""
+        if self.feature_space is None:
+            raise DistillError("this map has no feature space attached")
+        return self.transform_features(self.feature_space.features(images))
+
+
+def _map_path(ds: ImageSet, space: str, n_max: int) -> Path:
+    version = getattr(_umap(), "__version__", "x")
+    return cache_dir() / f"{dataset_key(ds)}-{space}-umap{n_max}-v{EMBED_VERSION}-umap{version}.joblib"
+
+
+def get_embedding(ds: ImageSet, space: str = "pixels", n_max: int = MAP_MAX_POINTS,
+                  progress: Progress = None) -> Embedding:
+    """The UMAP map of a dataset's real training images in `space` (fitted once; cached in memory and on disk)."""
+    check_space(space)
+    if int(n_max) < 10:
+        raise InvalidInputError(f"a map needs at least 10 real points, got n_max={n_max}")
+    key = (dataset_key(ds), space, int(n_max))
+    emb = _MAPS.get_or_make(key, lambda: _load_or_fit(ds, space, int(n_max), progress))
+    if emb.feature_space is None:
+        emb.feature_space = feature_space(ds, space, progress)
+    return emb
+
+
+def _load_or_fit(ds: ImageSet, space: str, n_max: int, progress: Progress) -> Embedding:
+    import joblib
+
+    idx = sample_indices(ds.y_train, n_max)
+    path = _map_path(ds, space, n_max)
+    if path.is_file():
+        try:
+            _umap()  # the pickled reducer needs umap importable (and its numba caching switched on)
+            blob = joblib.load(path)
+            if blob.get("version") == EMBED_VERSION and np.array_equal(blob["indices"], idx):
+                return Embedding(dataset_key(ds), space, idx, ds.y_train.numpy()[idx], blob["coords"],
+                                 blob["pca"], _fast_transform(blob["reducer"]), blob.get("fit_seconds", 0.0),
+                                 from_disk=True)
+        except Exception:  # stale or corrupt cache: fit again and overwrite
+            pass
+    t0 = time.perf_counter()
+    if space == "pixels":
+        feats = ds.x_train[torch.from_numpy(idx)].reshape(len(idx), -1).numpy().astype(np.float32)
+    else:
+        pool = train_features(ds, space, progress)
+        pos = np.searchsorted(pool.indices, idx)
+        if np.array_equal(pool.indices[np.clip(pos, 0, len(pool.indices) - 1)], idx):
+            feats = pool.features[pos]
+        else:
+            feats = feature_space(ds, space, progress).features(ds.x_train[torch.from_numpy(idx)])
+    pca = None
+    dims = min(PCA_DIMS, feats.shape[1], len(feats) - 1)
+    if feats.shape[1] > PCA_DIMS:
+        from sklearn.decomposition import PCA
+
+        solver = "full" if feats.shape[1] <= 512 else "randomized"
+        pca = PCA(n_components=dims, svd_solver=solver, random_state=0).fit(feats)
+        z = pca.transform(feats).astype(np.float32)
+    else:
+        z = feats
+    if progress:
+        progress(f"fitting UMAP on {len(idx)} real images ({space}); cached afterwards")
+    _one_numba_thread()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reducer = _fast_transform(_new_reducer(len(z)).fit(z))
+    coords = np.asarray(reducer.embedding_, dtype=np.float32)
+    seconds = round(time.perf_counter() - t0, 2)
+    blob = {"version": EMBED_VERSION, "space": space, "indices": idx, "coords": coords, "pca": pca,
+            "reducer": reducer, "fit_seconds": seconds}
+    _try_cache_write(path, lambda tmp: joblib.dump(blob, tmp))
+    return Embedding(dataset_key(ds), space, idx, ds.y_train.numpy()[idx], coords, pca, reducer, seconds)
