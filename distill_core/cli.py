@@ -96,7 +96,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
     params = _parse_params(args.param, args.lr)
     method = create_method(args.method, dataset, args.ipc, seed=args.seed, device=device, overrides=params)
     steps = args.steps if args.steps is not None else default_steps(method)
-    run = DistillRun(method, steps)
+    if args.snapshots < 0:
+        raise InvalidInputError(f"--snapshots must be 0 or more, got {args.snapshots}")
+    run = DistillRun(method, steps, snapshot_capacity=max(2, args.snapshots))
     bar = _progress(run.steps, f"{args.method} ipc={args.ipc}")
 
     def on_step(r: DistillRun, metrics: dict[str, float]) -> None:
@@ -112,7 +114,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     config = {"steps": run.step_index, "seed": args.seed, "device": device.type, "seconds": round(run.seconds, 3),
               "method_config": method.config.to_dict(), "data_root": args.data_root, "image_size": args.image_size,
               "final_metrics": run.metrics[-1] if run.metrics else {}}
-    out = save_run(out, summary, config, run.metrics, run.snapshots.to_tensors())
+    out = save_run(out, summary, config, run.metrics, run.snapshots.to_tensors() if args.snapshots else None)
     payload: dict[str, Any] = {"method": args.method, "dataset": dataset.name, "ipc": args.ipc,
                                "steps": run.step_index, "seconds": round(run.seconds, 3), "device": device.type,
                                "out": str(out), "final_metrics": config["final_metrics"]}
@@ -227,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="override a method setting (repeatable)")
     p.add_argument("--lr", type=float, default=None, help="the method's learning rate (same as --param lr=...)")
     p.add_argument("--image-size", type=int, default=32, help="side length for folder: datasets")
+    p.add_argument("--snapshots", type=int, default=64, help="snapshots of the evolution to keep (0: none)")
     common(p)
     p.set_defaults(func=cmd_distill)
 
