@@ -93,9 +93,9 @@ def safe_extract(source: str | os.PathLike | bytes | BinaryIO, dest: str | os.Pa
             target = dest.joinpath(*parts)
             if dest.resolve() not in target.resolve().parents:  # belt and braces after the name checks
                 raise InvalidInputError(f"the zip holds a path that leaves its folder ({info.filename!r})")
-            target.parent.mkdir(parents=True, exist_ok=True)
             size = 0
             try:
+                target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(target, "wb") as out:
                     while True:
                         chunk = src.read(_CHUNK)
@@ -111,6 +111,9 @@ def safe_extract(source: str | os.PathLike | bytes | BinaryIO, dest: str | os.Pa
                 raise InvalidInputError(f"the zip member {info.filename!r} cannot be read ({exc})") from None
             except RuntimeError as exc:  # e.g. an encrypted member
                 raise InvalidInputError(f"the zip member {info.filename!r} cannot be read ({exc})") from None
+            except OSError as exc:  # a name too long for the disk, disk full, ...
+                raise InvalidInputError(f"the zip member {info.filename[:80]!r} cannot be extracted: "
+                                        f"{exc.strerror or exc}") from None
     return dataset_root(dest)
 
 

@@ -1,0 +1,71 @@
+"""Browser tests: the real app (`streamlit run app.py`) on a free localhost port, driven by Debian's Chromium
+through Playwright's Python package (never `playwright install`).
+
+Skipped with a reason when /usr/bin/chromium or playwright is missing. Everything runs against one server per
+test session with a temporary runs folder (DISTILL_RUNS_DIR); each test gets fresh browser contexts, and closing a
+context ends its Streamlit session (which stops that session's job).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from browserkit import CHROMIUM, CHROMIUM_ARGS, Server, _missing_reason  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = _missing_reason()
+    for item in items:
+        if "tests/browser" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.browser)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory) -> Iterator[Server]:
+    base = tmp_path_factory.mktemp("browser-server")
+    server = Server(base / "runs", base / "streamlit.log")
+    yield server
+    server.stop()
+    log = server.log_path.read_text(encoding="utf-8", errors="replace")
+    assert "Traceback" not in log, f"the server logged a traceback:\n{log[-4000:]}"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def new_context(browser, tmp_path):
+    """Factory of fresh browser contexts (each one a separate Streamlit session); all closed at the end."""
+    contexts = []
+
+    def make():
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        ctx.set_default_timeout(60_000)
+        contexts.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in contexts:
+        try:
+            ctx.close()
+        except Exception:  # noqa: BLE001 - already closed by the test
+            pass
+
+
+@pytest.fixture
+def page(new_context):
+    return new_context().new_page()
