@@ -102,8 +102,9 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
 
 def train_network(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, protocol: NetworkProtocol,
                   epochs: int, generator: torch.Generator, augment: Optional[Augment] = None,
-                  should_stop: Callable[[], bool] | None = None) -> torch.nn.Module:
-    """SGD with momentum and weight decay, lr ÷10 at half the epochs, shuffled mini-batches (x normalised)."""
+                  should_stop: Callable[[], bool] | None = None, lr_decay: bool = True) -> torch.nn.Module:
+    """SGD with momentum and weight decay, lr ÷10 at half the epochs (unless lr_decay=False, e.g. for the short
+    inner loops of the distillers), shuffled mini-batches (x normalised)."""
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
@@ -111,7 +112,7 @@ def train_network(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, prot
     model.train()
     n = len(x)
     for epoch in range(epochs):
-        if epoch == epochs // 2:
+        if lr_decay and epoch == epochs // 2:
             for group in opt.param_groups:
                 group["lr"] = protocol.lr * 0.1
         order = torch.randperm(n, generator=generator).to(device)
