@@ -436,6 +436,7 @@ class Embedding:
     from_disk: bool = False
     feature_space: FeatureSpace | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _memo: OrderedDict = field(default_factory=OrderedDict, repr=False)
 
     def reduce(self, feats: np.ndarray) -> np.ndarray:
         feats = np.asarray(feats, dtype=np.float32)
@@ -454,11 +455,28 @@ class Embedding:
             warnings.simplefilter("ignore")
             return np.asarray(self.reducer.transform(z), dtype=np.float32)
 
-    def transform(self, images: torch.Tensor) -> np.ndarray:
-        """2-D coordinates (float32 N×2) of pixel-space images (distilled images, picks, centroids, snapshots)."""
+    def transform(self, images: torch.Tensor, memo: bool = True) -> np.ndarray:
+        """2-D coordinates (float32 N×2) of pixel-space images (distilled images, picks, centroids, snapshots).
+
+        Results are remembered by content (a redraw places the same images instantly); umap's transform is
+        seeded, so the same images always land on the same spot.
+        """
         if self.feature_space is None:
             raise DistillError("this map has no feature space attached")
-        return self.transform_features(self.feature_space.features(images))
+        x = torch.as_tensor(images).detach().float().cpu().contiguous()
+        digest = hashlib.blake2b(x.numpy().tobytes(), digest_size=16).hexdigest() + str(tuple(x.shape))
+        if memo:
+            with self._lock:
+                if digest in self._memo:
+                    self._memo.move_to_end(digest)
+                    return self._memo[digest].copy()
+        coords = self.transform_features(self.feature_space.features(x))
+        if memo:
+            with self._lock:
+                self._memo[digest] = coords
+                while len(self._memo) > 256:
+                    self._memo.popitem(last=False)
+        return coords.copy()
 
 
 def _map_path(ds: ImageSet, space: str, n_max: int) -> Path:

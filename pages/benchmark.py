@@ -1,0 +1,103 @@
+"""Benchmark: accuracy against IPC for chosen methods, run here in the background or opened from saved results."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from distill_core.bench_results import BenchJob, list_bench, load_bench, save_bench
+from distill_core.evaluate import protocol_names
+from distill_core.methods import METHODS
+from distill_core.runs import default_runs_dir
+from ui import bench_view, state
+from ui.errors import guard
+
+IPC_CHOICES = (1, 2, 5, 10, 20, 50)
+
+st.title("Benchmark")
+st.caption("Every chosen method at every chosen IPC on the same split and seeds, evaluated with one protocol; "
+           "accuracy is the mean ± std over freshly trained networks. Results saved here, and those written by "
+           "`python -m distill_core bench --out FILE` under the runs folder's `bench/`, can be reopened.")
+
+slot = bench_view.session_slot()
+source = st.segmented_control("Results", ["Run a benchmark", "Open saved results"], key="benchmark.source",
+                              default="Run a benchmark")
+
+if source == "Open saved results":
+    saved = list_bench(default_runs_dir())
+    if not saved:
+        st.info(f"No saved bench results under `{Path(default_runs_dir()) / 'bench'}` yet. Run one here and press "
+                "*Save*, or `python -m distill_core bench --dataset digits --ipc 1 10 --methods random "
+                f"--out {Path(default_runs_dir()) / 'bench' / 'digits.json'}`.")
+        st.stop()
+    pick = st.selectbox("Saved result", [r["name"] for r in saved], key="benchmark.saved")
+    with guard(f"{pick} could not be opened"):
+        payload = load_bench(next(r["path"] for r in saved if r["name"] == pick))
+        st.caption(f"{payload.get('dataset')} · protocol {payload.get('protocol')} · device {payload.get('device', '?')}"
+                   f" · {payload.get('seconds', '?')} s")
+        bench_view.show_results(payload, key="benchmark.saved")
+    st.stop()
+
+name = state.selected_dataset_name()
+ds = None
+with guard(f"Dataset {name} could not be loaded"):
+    ds = state.resolve_dataset(name)
+if ds is None:
+    st.stop()
+
+job = slot.job
+running = job is not None and job.state().active
+smallest = min(ds.class_counts())
+with st.form("benchmark.form", border=True):
+    c1, c2 = st.columns(2)
+    methods = c1.multiselect("Methods", sorted(METHODS), default=[m for m in ("random",) if m in METHODS],
+                             key="benchmark.methods")
+    ipcs = c2.multiselect("IPCs", [i for i in IPC_CHOICES if i <= smallest], default=[1, 5] if smallest >= 5 else [1],
+                          key="benchmark.ipcs")
+    c3, c4, c5, c6 = st.columns(4)
+    steps = int(c3.number_input("Steps (distillers)", 1, 100_000, 50, key="benchmark.steps",
+                                help="optimisation steps of each distiller; selectors ignore it"))
+    protocols = protocol_names()
+    protocol = c4.selectbox("Evaluation", protocols, index=protocols.index("quick") if "quick" in protocols else 0,
+                            key="benchmark.protocol")
+    reps = int(c5.number_input("Networks per result", 1, 10, 2, key="benchmark.reps"))
+    seed = int(c6.number_input("Seed", 0, 2 ** 31 - 1, 0, key="benchmark.seed"))
+    submitted = st.form_submit_button("Start", type="primary", disabled=running, icon=":material/play_arrow:")
+
+if submitted and not running:
+    with guard("The benchmark could not start"):
+        slot.job = BenchJob(ds, methods, ipcs, steps=steps, protocol=protocol, reps=reps, seed=seed).start()
+        st.rerun()
+
+if slot.job is None:
+    st.info("Choose methods and IPCs, then press **Start**. It runs in the background; this page updates as "
+            "results arrive.")
+    st.stop()
+
+active = slot.job.state().active
+
+
+@st.fragment(run_every=1.0 if active else None)
+def live() -> None:
+    """Redraws the running benchmark once a second; reruns the page once when it ends."""
+    job = slot.job
+    if job is None:
+        return
+    s = job.state()
+    if active and not s.active:
+        st.rerun()  # finished: redraw the whole page once without polling
+    done = len(s.rows)
+    st.progress(min(1.0, done / max(1, s.total)),
+                text=f"{s.status}: {done}/{s.total} results · {s.seconds:.0f} s")
+    if s.error:
+        st.error(f"The benchmark failed: {s.error}")
+    if s.active and st.button("Stop", key="benchmark.stop", icon=":material/stop:"):
+        job.stop()
+    bench_view.show_results(s.payload, key="benchmark.live")
+    if not s.active and s.rows and st.button("Save these results", key="benchmark.save", icon=":material/save:"):
+        with guard("Could not save the results"):
+            path = save_bench(s.payload, runs_dir=default_runs_dir())
+            st.success(f"Saved to {path}")
+
+
+live()

@@ -1,0 +1,90 @@
+"""The benchmark page's pieces: the session's bench job slot, the accuracy-vs-IPC figure, the results table."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from distill_core.bench_results import BenchJob, curves
+from ui.maps import class_color
+
+_log = logging.getLogger("distill_lab.app")
+
+
+class BenchSlot:
+    """The (at most one) bench job of a browser session."""
+
+    def __init__(self) -> None:
+        self.job: BenchJob | None = None
+
+    def close(self) -> None:
+        if self.job is not None:
+            self.job.stop(wait=False)
+
+
+def _release(slot: BenchSlot) -> None:
+    try:
+        slot.close()
+    except Exception:  # noqa: BLE001 - must never raise into Streamlit's cache machinery
+        _log.exception("could not stop a session's benchmark")
+
+
+try:
+    @st.cache_resource(scope="session", on_release=_release, show_spinner=False)
+    def _slot() -> BenchSlot:
+        return BenchSlot()
+except TypeError:  # Streamlit without session-scoped resources
+    def _slot() -> BenchSlot:
+        return st.session_state.setdefault("_bench_slot", BenchSlot())
+
+
+def session_slot() -> BenchSlot:
+    """This session's bench slot (its job is stopped when the session ends)."""
+    return _slot()
+
+
+def accuracy_figure(payload: dict[str, Any], height: int = 420) -> go.Figure | None:
+    """Test accuracy (%) against IPC, one line per method, error bars = std over the evaluation networks."""
+    lines = curves(payload)
+    if not lines:
+        return None
+    fig = go.Figure()
+    for i, (method, pts) in enumerate(lines.items()):
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[100 * p[1] for p in pts], mode="lines+markers",
+                                 name=method, line=dict(color=class_color(i)),
+                                 error_y=dict(type="data", array=[100 * p[2] for p in pts], visible=True)))
+    ipcs = sorted({p[0] for pts in lines.values() for p in pts})
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2),
+                      title=dict(text=f"{payload.get('dataset', '?')} · protocol {payload.get('protocol', '?')}",
+                                 x=0, font=dict(size=14)),
+                      xaxis=dict(title="images per class (IPC)", type="log" if len(ipcs) > 1 and
+                                 ipcs[-1] / max(1, ipcs[0]) >= 10 else "linear", tickvals=ipcs),
+                      yaxis=dict(title="test accuracy (%)"), uirevision="bench")
+    return fig
+
+
+def table_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """One display row per (method, IPC)."""
+    out = []
+    for r in payload.get("rows", []):
+        acc, std = r.get("acc_mean"), r.get("acc_std")
+        out.append({"method": r.get("method"), "IPC": r.get("ipc"),
+                    "accuracy %": None if acc is None else round(100 * acc, 2),
+                    "± std": None if std is None else round(100 * std, 2), "models": r.get("reps"),
+                    "steps": r.get("steps"), "distill s": r.get("distill_seconds"), "eval s": r.get("eval_seconds"),
+                    "note": r.get("error") or ""})
+    return out
+
+
+def show_results(payload: dict[str, Any], key: str) -> None:
+    """The figure and the table of one bench result."""
+    fig = accuracy_figure(payload)
+    if fig is not None:
+        st.plotly_chart(fig, key=f"{key}.fig", width="stretch")
+    rows = table_rows(payload)
+    if rows:
+        st.dataframe(rows, hide_index=True, key=f"{key}.table")
+    else:
+        st.caption("No results yet.")
