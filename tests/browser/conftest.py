@@ -47,8 +47,26 @@ def browser():
         b.close()
 
 
+@pytest.fixture(scope="session")
+def warm_app(app_server, browser):
+    """Open the home page once before the other tests, as a first visitor usually does.
+
+    Streamlit decides once per process, on the first script run, whether the app uses the legacy `pages/` folder;
+    a first visit that lands on a deep link (/learn) runs that page file without app.py. That case has its own
+    test (test_first_visit.py); the rest of the tests start from a server that has served its home page.
+    """
+    from browserkit import open_app
+
+    ctx = browser.new_context()
+    try:
+        open_app(ctx.new_page(), app_server, "")
+    finally:
+        ctx.close()
+    return app_server
+
+
 @pytest.fixture
-def new_context(browser, tmp_path):
+def new_context(browser, warm_app, tmp_path):
     """Factory of fresh browser contexts (each one a separate Streamlit session); all closed at the end."""
     contexts = []
 

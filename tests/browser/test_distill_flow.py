@@ -1,0 +1,114 @@
+"""A person's path through the app: a preset from the learn page, the grid evolving, pause, stop, downloads."""
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import pytest
+
+from browserkit import assert_no_exception, open_app, wait_idle
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+GRID = '[data-testid="stMainBlockContainer"] [data-testid="stImage"] img'
+
+
+def grid_sources(page) -> list[str]:
+    return page.locator(GRID).evaluate_all("els => els.map(e => e.getAttribute('src'))")
+
+
+def watch_grid(page, seconds: float) -> set[str]:
+    """Distinct grid image sources seen over `seconds` (each new src is a redraw with new pixels)."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.update(s for s in grid_sources(page) if s)
+        page.wait_for_timeout(200)
+    return seen
+
+
+def progress_text(page) -> str:
+    bar = page.locator('[data-testid="stProgress"]')
+    return bar.first.inner_text() if bar.count() else ""
+
+
+def wait_status(page, word: str, timeout_s: float = 60) -> str:
+    deadline = time.monotonic() + timeout_s
+    text = ""
+    while time.monotonic() < deadline:
+        text = progress_text(page)
+        if text.lower().startswith(word):
+            return text
+        page.wait_for_timeout(250)
+    raise AssertionError(f"status never became {word!r}; progress: {text!r}")
+
+
+def set_number(page, label: str, value: int) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    wait_idle(page)
+
+
+def click(page, name: str) -> None:
+    page.get_by_role("button", name=re.compile(rf"^\W*{re.escape(name)}\W*$")).click()
+
+
+def start_kip_preset(page, server, steps: int = 200_000) -> None:
+    """Learn page -> 'Try it: KIP on digits, 1 per class' -> distill page configured; long run; Start."""
+    open_app(page, server, "learn")
+    page.get_by_role("button", name=re.compile(r"Try it: KIP on digits, 1 per class")).click()
+    page.wait_for_url("**/distill", timeout=60_000)
+    page.get_by_text("Preset loaded").wait_for(timeout=60_000)
+    wait_idle(page)
+    assert page.get_by_label("Images per class (IPC)", exact=True).input_value() == "1"
+    set_number(page, "Steps", steps)  # long enough to pause and stop by hand
+    click(page, "Start")
+
+
+def test_preset_runs_grid_changes_pause_resume_stop_and_downloads(app_server, page, tmp_path):
+    start_kip_preset(page, app_server)
+    page.locator(GRID).first.wait_for(timeout=120_000)
+    text = wait_status(page, "running", 120)
+    assert "step" in text
+    seen = watch_grid(page, 6)
+    assert len(seen) >= 3, f"the grid did not evolve: {len(seen)} distinct images in 6 s"
+    assert_no_exception(page)
+
+    click(page, "Pause")
+    paused = wait_status(page, "paused")
+    step_at_pause = int(re.search(r"step ([\d,]+)", paused).group(1).replace(",", ""))
+    page.wait_for_timeout(2500)
+    still = wait_status(page, "paused")
+    assert int(re.search(r"step ([\d,]+)", still).group(1).replace(",", "")) == step_at_pause
+    assert page.get_by_role("button", name=re.compile("Resume")).is_enabled()
+
+    click(page, "Resume")
+    wait_status(page, "running")
+    page.wait_for_timeout(1500)
+    click(page, "Stop")
+    stopped = wait_status(page, "stopped")
+    last_step = int(re.search(r"step ([\d,]+)", stopped).group(1).replace(",", ""))
+    assert step_at_pause < last_step < 200_000
+    wait_idle(page)
+    assert_no_exception(page)
+
+    # downloads: a GIF of the evolution (several frames) and the PNG grid
+    from PIL import Image
+
+    with page.expect_download(timeout=120_000) as info:
+        page.get_by_role("button", name=re.compile("GIF of the evolution")).click()
+    gif_path = tmp_path / info.value.suggested_filename
+    info.value.save_as(gif_path)
+    assert gif_path.suffix == ".gif"
+    with Image.open(gif_path) as gif:
+        assert gif.format == "GIF" and getattr(gif, "n_frames", 1) >= 2
+        assert gif.size[0] > 40 and gif.size[1] > 40
+
+    with page.expect_download(timeout=120_000) as info:
+        page.get_by_role("button", name=re.compile("PNG grid")).click()
+    png = info.value.path().read_bytes()
+    with Image.open(io.BytesIO(png)) as img:
+        assert img.format == "PNG" and img.size[1] >= 10 * 8  # one row per digit class
+    assert_no_exception(page)

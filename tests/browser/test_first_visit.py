@@ -1,0 +1,36 @@
+"""A fresh server whose first visitor arrives by a deep link (a bookmark of /learn or /distill) still gets the app:
+the shared sidebar and pages that work (a preset from the learn page configures the distill page)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from browserkit import Server, assert_no_exception, open_app
+
+pytestmark = pytest.mark.browser
+
+# Known bug (hardening report): with a folder named `pages/` next to app.py, Streamlit's first script run in a
+# fresh server process uses the legacy pages-folder mode; a deep link then runs pages/learn.py without app.py (no
+# sidebar, presets never applied). Renaming the folder (e.g. app_pages/) fixes it. Remove this marker then.
+KNOWN_BUG = pytest.mark.xfail(strict=True, reason="legacy pages/ folder: a first visit by deep link skips app.py")
+
+
+@KNOWN_BUG
+def test_first_visit_by_deep_link_runs_the_router(browser, tmp_path):
+    server = Server(tmp_path / "runs", tmp_path / "streamlit.log")
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = ctx.new_page()
+        open_app(page, server, "learn")
+        assert_no_exception(page)
+        # the router ran: the sidebar has the dataset picker and the app's own page titles
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        sidebar.get_by_text("Dataset", exact=True).wait_for(timeout=30_000)
+        assert sidebar.get_by_role("link", name="Run library").count() >= 1
+        page.get_by_role("button", name=re.compile(r"Try it: KIP on digits, 1 per class")).click()
+        page.get_by_text("Preset loaded").wait_for(timeout=60_000)
+        assert page.get_by_label("Images per class (IPC)", exact=True).input_value() == "1"
+    finally:
+        ctx.close()
+        server.stop()
