@@ -46,8 +46,9 @@ def _member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
     return parts
 
 
-def plan_extraction(zf: zipfile.ZipFile, limits: Limits = LIMITS) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
+def plan_extraction(zf: zipfile.ZipFile, limits: Limits | None = None) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
     """The members to extract with their safe relative paths, after every check that needs no extraction."""
+    limits = limits or LIMITS  # read at call time, so the one LIMITS object governs (and tests can patch it)
     members = zf.infolist()
     if not members:
         raise InvalidInputError("the zip file is empty")
@@ -76,9 +77,10 @@ def plan_extraction(zf: zipfile.ZipFile, limits: Limits = LIMITS) -> list[tuple[
 
 
 def safe_extract(source: str | os.PathLike | bytes | BinaryIO, dest: str | os.PathLike,
-                 limits: Limits = LIMITS) -> Path:
+                 limits: Limits | None = None) -> Path:
     """Check, then extract a zip into `dest`; returns the folder that holds the class folders."""
     dest = Path(dest)
+    limits = limits or LIMITS
     try:
         zf = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
     except zipfile.BadZipFile:
@@ -145,7 +147,7 @@ def _name(name: str | None, fallback: str, image_size: int) -> str:
 
 def dataset_from_zip(source: str | os.PathLike | bytes | BinaryIO, image_size: int = 32, name: str | None = None,
                      filename: str = "upload.zip", test_fraction: float = 0.2, seed: int = 0,
-                     limits: Limits = LIMITS) -> ImageSet:
+                     limits: Limits | None = None) -> ImageSet:
     """A zip of class folders -> ImageSet named 'upload:NAME (SIZEpx)' (stratified seeded split)."""
     if isinstance(source, (bytes, bytearray)):
         size = len(source)
@@ -159,6 +161,7 @@ def dataset_from_zip(source: str | os.PathLike | bytes | BinaryIO, image_size: i
         source.seek(0, os.SEEK_END)
         size = source.tell() - pos
         source.seek(pos)
+    limits = limits or LIMITS
     if size == 0:
         raise InvalidInputError("the zip file is empty")
     if size > limits.upload_max_mb * 2 ** 20:
