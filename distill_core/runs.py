@@ -36,11 +36,14 @@ def default_runs_dir() -> Path:
 
 
 def package_versions() -> dict[str, str]:
+    """Versions of the packages a run depends on, read from their metadata (importing umap alone takes seconds)."""
+    from importlib import metadata
+
     versions = {"python": platform.python_version(), "distill_core": __version__, "torch": torch.__version__}
-    for name in ("torchvision", "numpy", "sklearn", "streamlit", "umap"):
+    for key, dist in (("torchvision", "torchvision"), ("numpy", "numpy"), ("sklearn", "scikit-learn"),
+                      ("streamlit", "streamlit"), ("umap", "umap-learn")):
         try:
-            module = __import__(name)
-            versions[name] = str(getattr(module, "__version__", "?"))
+            versions[key] = metadata.version(dist)
         except Exception:  # an optional package that is absent or broken
             continue
     return versions
