@@ -1,0 +1,114 @@
+"""Feature spaces, their disk cache, and UMAP maps (the UMAP tests are slow: numba compiles on first use)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from distill_core import embed
+from distill_core.errors import DistillError, InvalidInputError
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "distill-cache"))
+
+
+def test_sample_indices_is_stratified_seeded_and_sorted():
+    labels = np.repeat(np.arange(4), [100, 50, 30, 20])
+    idx = embed.sample_indices(labels, 60)
+    assert len(idx) <= 60 and np.all(np.diff(idx) > 0)
+    counts = np.bincount(labels[idx], minlength=4)
+    assert counts.min() >= 1 and counts[0] > counts[3]
+    np.testing.assert_array_equal(idx, embed.sample_indices(labels, 60))
+    np.testing.assert_array_equal(embed.sample_indices(labels, 1000), np.arange(200))
+
+
+def test_dataset_key_is_stable_and_content_sensitive(digits):
+    import dataclasses
+
+    key = embed.dataset_key(digits)
+    assert key == embed.dataset_key(digits) and key.startswith("digits-")
+    other = dataclasses.replace(digits, x_train=digits.x_train.flip(0))
+    assert embed.dataset_key(other) != key
+
+
+def test_feature_spaces(digits):
+    x = digits.x_train[:7]
+    px = embed.feature_space(digits, "pixels").features(x)
+    assert px.dtype == np.float32 and px.shape == (7, 64)
+    rnd = embed.feature_space(digits, "convnet-random").features(x)
+    assert rnd.dtype == np.float32 and rnd.shape[0] == 7 and np.isfinite(rnd).all()
+    embed.clear_memory_cache()
+    np.testing.assert_allclose(embed.feature_space(digits, "convnet-random").features(x), rnd, atol=1e-6)
+    with pytest.raises(DistillError, match="unknown feature space"):
+        embed.feature_space(digits, "resnet")
+    with pytest.raises(InvalidInputError, match="expects"):
+        embed.feature_space(digits, "pixels").features(torch.zeros(2, 3, 8, 8))
+
+
+def _patterns():
+    """A tiny 3-class set (bars in three orientations plus noise): a network learns it in a few steps."""
+    from distill_core.data import _from_arrays
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(90, 1, 8, 8, generator=g) * 0.3
+    y = torch.arange(3).repeat_interleave(30)
+    x[y == 0, :, 3:5, :] += 0.7
+    x[y == 1, :, :, 3:5] += 0.7
+    x[y == 2] += 0.7 * torch.eye(8)
+    test = np.arange(90) % 5 == 0
+    return _from_arrays("patterns", x.clamp(0, 1).numpy(), y.numpy(), ["h", "v", "d"], np.flatnonzero(~test),
+                        np.flatnonzero(test))
+
+
+def test_trained_feature_net_is_cached_on_disk():
+    ds = _patterns()
+    embed.clear_memory_cache()
+    fs = embed.feature_space(ds, "convnet-trained")
+    assert fs.info["test_acc"] > 0.9 and fs.info["epochs"] == 30, fs.info
+    files = list(embed.cache_dir().glob(f"{embed.dataset_key(ds)}-convnet-trained-*.pt"))
+    assert len(files) == 1
+    assert not list(embed.cache_dir().glob(".*tmp*")), "no temporary file left behind"
+    feats = fs.features(ds.x_test[:5])
+    embed.clear_memory_cache()
+    again = embed.feature_space(ds, "convnet-trained")
+    assert again.info.get("cached") is True
+    np.testing.assert_allclose(again.features(ds.x_test[:5]), feats, atol=1e-5)
+    pool = embed.train_features(ds, "convnet-trained")
+    assert pool.features.shape[0] == len(ds.y_train) and len(pool.labels) == len(pool.indices)
+    assert len(list(embed.cache_dir().glob(f"{embed.dataset_key(ds)}-convnet-trained-pool-*.npz"))) == 1
+
+
+@pytest.mark.slow
+def test_umap_map_is_fitted_once_cached_and_places_new_points(digits):
+    thread = embed.warm_up()
+    assert thread.join(180) is None and embed.is_warm(), embed.warm_info()
+    embed.clear_memory_cache()
+    emb = embed.get_embedding(digits, "pixels", n_max=400)
+    assert emb.coords.shape == (len(emb.indices), 2) and emb.coords.dtype == np.float32
+    assert len(emb.indices) <= 400 and not emb.from_disk
+    assert len(list(embed.cache_dir().glob("*-pixels-umap400-*.joblib"))) == 1
+    assert embed.get_embedding(digits, "pixels", n_max=400) is emb  # in memory
+
+    embed.clear_memory_cache()
+    loaded = embed.get_embedding(digits, "pixels", n_max=400)
+    assert loaded.from_disk
+    np.testing.assert_array_equal(loaded.coords, emb.coords)
+
+    new = digits.x_test[:30]
+    a = loaded.transform(new, memo=False)
+    b = loaded.transform(new, memo=False)
+    assert a.shape == (30, 2) and a.dtype == np.float32
+    np.testing.assert_allclose(a, b, atol=1e-5)  # seeded transform
+    np.testing.assert_allclose(loaded.transform(new), a, atol=1e-5)
+
+    # training images land near their own map positions (relative to the map's size)
+    own = loaded.transform(digits.x_train[torch.from_numpy(loaded.indices[:40])], memo=False)
+    spread = np.ptp(loaded.coords, axis=0).max()
+    assert np.median(np.linalg.norm(own - loaded.coords[:40], axis=1)) < 0.1 * spread
+
+    with pytest.raises(InvalidInputError):
+        loaded.transform(torch.zeros(1, 1, 9, 9))
+    with pytest.raises(InvalidInputError, match="NaN"):
+        loaded.transform(torch.full((1, 1, 8, 8), float("nan")))
