@@ -1,0 +1,69 @@
+"""Bench results: the JSON files of `bench --out`, and a bench run in a background thread."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from distill_core.bench_results import (BenchJob, bench_dir, bench_payload, curves, list_bench, load_bench,
+                                        save_bench, validate_payload)
+from distill_core.errors import DistillError, RunFormatError
+
+
+def test_save_list_load_and_curves(tmp_path):
+    payload = bench_payload("digits", "quick", [1, 5], "cpu", 1.234, [
+        {"method": "random", "ipc": 5, "acc_mean": 0.8, "acc_std": 0.01},
+        {"method": "random", "ipc": 1, "acc_mean": 0.5, "acc_std": 0.02},
+        {"method": "mean", "ipc": 5, "acc_mean": None, "error": "too many"}])
+    path = save_bench(payload, runs_dir=tmp_path)
+    assert path.parent == bench_dir(tmp_path) and not list(path.parent.glob(".*"))
+    assert [r["name"] for r in list_bench(tmp_path)] == [path.name]
+    loaded = load_bench(path)
+    assert loaded["seconds"] == 1.23 and curves(loaded) == {"random": [(1, 0.5, 0.02), (5, 0.8, 0.01)]}
+
+
+@pytest.mark.parametrize("bad", [[], {"rows": "x"}, {"rows": [{"method": 1, "ipc": 1}]},
+                                 {"rows": [{"method": "m", "ipc": True}]},
+                                 {"rows": [{"method": "m", "ipc": 1, "acc_mean": 7}]}])
+def test_bad_payloads_are_refused(bad):
+    with pytest.raises(RunFormatError):
+        validate_payload(bad)
+
+
+def test_load_bench_errors(tmp_path):
+    with pytest.raises(RunFormatError, match="does not exist"):
+        load_bench(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("[1, 2")
+    with pytest.raises(RunFormatError, match="not valid JSON"):
+        load_bench(tmp_path / "bad.json")
+
+
+@pytest.mark.slow
+def test_cli_bench_output_opens(tmp_path):
+    out = tmp_path / "bench" / "cli.json"
+    proc = subprocess.run([sys.executable, "-m", "distill_core", "bench", "--dataset", "digits", "--ipc", "1",
+                           "--methods", "random", "--eval-reps", "1", "--out", str(out), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    data = load_bench(out)
+    assert data["rows"][0]["method"] == "random" and 0 <= data["rows"][0]["acc_mean"] <= 1
+    assert curves(data)["random"][0][0] == 1
+
+
+def test_bench_job_runs_and_stops(digits):
+    with pytest.raises(DistillError, match="at least one method"):
+        BenchJob(digits, [], [1])
+    with pytest.raises(DistillError, match="IPC"):
+        BenchJob(digits, ["random"], [0])
+    job = BenchJob(digits, ["random"], [1], reps=1).start()
+    assert job.join(240)
+    state = job.state()
+    assert state.status == "finished" and len(state.rows) == 1 and state.payload["rows"][0]["ipc"] == 1
+    json.dumps(state.payload)
+    job = BenchJob(digits, ["random"], [1, 2, 5], reps=1).start()
+    job.stop(wait=True, timeout=240)
+    assert job.state().status in ("stopped", "finished") and len(job.state().rows) < 3
+    bad = BenchJob(digits, ["no-such-method"], [1]).start()
+    assert bad.join(30) and bad.state().status == "failed" and "unknown method" in bad.state().error
