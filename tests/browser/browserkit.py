@@ -130,3 +130,49 @@ def assert_no_exception(page) -> None:
 
 def sidebar_link(page, title: str):
     return page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title)
+
+
+# ----------------------------------------------------------------------------------------- distill page
+
+GRID = '[data-testid="stMainBlockContainer"] [data-testid="stImage"] img'
+
+
+def grid_sources(page) -> list[str]:
+    return page.locator(GRID).evaluate_all("els => els.map(e => e.getAttribute('src'))")
+
+
+def watch_grid(page, seconds: float) -> set[str]:
+    """Distinct grid image sources seen over `seconds` (each new src is a redraw with new pixels)."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.update(s for s in grid_sources(page) if s)
+        page.wait_for_timeout(200)
+    return seen
+
+
+def progress_text(page) -> str:
+    bar = page.locator('[data-testid="stProgress"]')
+    return bar.first.inner_text() if bar.count() else ""
+
+
+def wait_status(page, word: str, timeout_s: float = 60) -> str:
+    deadline = time.monotonic() + timeout_s
+    text = ""
+    while time.monotonic() < deadline:
+        text = progress_text(page)
+        if text.lower().startswith(word):
+            return text
+        page.wait_for_timeout(250)
+    raise AssertionError(f"status never became {word!r}; progress: {text!r}")
+
+
+def set_number(page, label: str, value: int) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    wait_idle(page)
+
+
+def click(page, name: str) -> None:
+    page.get_by_role("button", name=re.compile(rf"^\W*{re.escape(name)}\W*$")).click()

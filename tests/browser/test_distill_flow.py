@@ -3,56 +3,12 @@ from __future__ import annotations
 
 import io
 import re
-import time
 
 import pytest
 
-from browserkit import assert_no_exception, open_app, wait_idle
+from browserkit import GRID, assert_no_exception, click, open_app, set_number, wait_idle, wait_status, watch_grid
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-GRID = '[data-testid="stMainBlockContainer"] [data-testid="stImage"] img'
-
-
-def grid_sources(page) -> list[str]:
-    return page.locator(GRID).evaluate_all("els => els.map(e => e.getAttribute('src'))")
-
-
-def watch_grid(page, seconds: float) -> set[str]:
-    """Distinct grid image sources seen over `seconds` (each new src is a redraw with new pixels)."""
-    seen: set[str] = set()
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        seen.update(s for s in grid_sources(page) if s)
-        page.wait_for_timeout(200)
-    return seen
-
-
-def progress_text(page) -> str:
-    bar = page.locator('[data-testid="stProgress"]')
-    return bar.first.inner_text() if bar.count() else ""
-
-
-def wait_status(page, word: str, timeout_s: float = 60) -> str:
-    deadline = time.monotonic() + timeout_s
-    text = ""
-    while time.monotonic() < deadline:
-        text = progress_text(page)
-        if text.lower().startswith(word):
-            return text
-        page.wait_for_timeout(250)
-    raise AssertionError(f"status never became {word!r}; progress: {text!r}")
-
-
-def set_number(page, label: str, value: int) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(str(value))
-    box.press("Enter")
-    wait_idle(page)
-
-
-def click(page, name: str) -> None:
-    page.get_by_role("button", name=re.compile(rf"^\W*{re.escape(name)}\W*$")).click()
 
 
 def start_kip_preset(page, server, steps: int = 200_000) -> None:
