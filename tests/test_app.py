@@ -1,0 +1,295 @@
+"""The app through streamlit.testing (AppTest): every page opens without an exception; the distill page runs a
+start -> steps -> pause -> resume -> stop cycle through its own controls; bad input gives st.error, never a
+traceback; the library lists, opens and deletes runs; learn presets open the distill page configured."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from distill_core import jobs
+from distill_core.data import ImageSet
+from distill_core.methods import create_method
+from distill_core.runs import list_runs, save_run
+from apptest_support import force_navigation_v2
+from toy_methods import registered
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+MY_PAGES = ["pages/home.py", "pages/distill.py", "pages/library.py", "pages/learn.py"]
+
+
+@pytest.fixture()
+def toy():
+    with registered() as cls:
+        yield cls
+    jobs.stop_all()
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    return at
+
+
+def _open(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page)
+    at.run()
+    return at
+
+
+def _no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def _wait(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+_LAST: dict = {}
+
+
+def _session_job():
+    """The job the AppTest session started last (recorded by the _track_jobs fixture)."""
+    return _LAST.get("job")
+
+
+@pytest.fixture(autouse=True)
+def _track_jobs(monkeypatch):
+    force_navigation_v2(monkeypatch)
+    original = jobs.Job.start
+
+    def start(self):
+        _LAST["job"] = self
+        return original(self)
+
+    monkeypatch.setattr(jobs.Job, "start", start)
+    yield
+    _LAST.clear()
+    jobs.stop_all()
+
+
+@pytest.mark.parametrize("page", MY_PAGES)
+def test_each_page_opens_without_exception(page):
+    at = _open(_app(), page)
+    _no_exception(at)
+    assert not _errors(at)
+    assert at.title  # every page has a title
+    assert at.sidebar.selectbox(key="dataset").value == "digits"
+
+
+def test_navigation_lists_existing_page_files():
+    from ui import nav
+
+    listed = {p.path for p in nav.existing_pages()}
+    assert set(MY_PAGES) <= listed
+    assert all((ROOT / p).is_file() for p in listed)
+    assert {p.path for p in nav.PAGES} - listed == {p.path for p in nav.PAGES if not (ROOT / p.path).is_file()}
+
+
+def test_sidebar_lists_embedded_datasets_first_and_uploads(digits):
+    at = _app()
+    assert at.sidebar.selectbox(key="dataset").value == "digits"
+    options = at.sidebar.selectbox(key="dataset").options
+    assert options[:2] == ["digits", "mnist-5k"]
+    at.session_state["user_datasets"] = {"my-upload": digits}
+    at.run()
+    assert "my-upload (uploaded)" in at.sidebar.selectbox(key="dataset").options
+    assert any("Device" in c.value for c in at.sidebar.caption)
+
+
+def test_distill_page_lists_every_registered_method(toy):
+    from distill_core.methods import METHODS
+
+    at = _open(_app(), "pages/distill.py")
+    labels = at.selectbox(key="distill.method").options
+    assert {label.split(" — ")[0] for label in labels} == set(METHODS)
+
+
+def test_start_steps_pause_resume_stop_through_the_page(toy):
+    at = _open(_app(), "pages/distill.py")
+    at.selectbox(key="distill.method").set_value("toy").run()
+    assert at.number_input(key="distill.steps").value == toy.default_steps  # the method's default
+    at.number_input(key="distill.ipc").set_value(2)
+    at.number_input(key="distill.steps").set_value(100_000)
+    at.session_state["distill.setting.toy.delay_s"] = 0.005
+    at.button(key="distill.start").click().run()
+    _no_exception(at)
+    assert not _errors(at)
+    job = _session_job()
+    assert job is not None and job.spec.method == "toy" and job.spec.ipc == 2
+    assert job.spec.settings == {"delay_s": 0.005}
+    assert at.button(key="distill.start").disabled and not at.button(key="distill.stop").disabled
+    assert _wait(lambda: job.state().step >= 5)
+    at.run()
+    assert at.get("progress") and _images(at)  # progress and the per-class grid
+    at.button(key="distill.pause").click().run()
+    assert job.state().status == jobs.PAUSED
+    assert not at.button(key="distill.resume").disabled
+    at.button(key="distill.resume").click().run()
+    assert job.state().status == jobs.RUNNING
+    step = job.state().step
+    assert _wait(lambda: job.state().step > step)
+    at.button(key="distill.stop").click().run()
+    _no_exception(at)
+    state = job.state()
+    assert state.status == jobs.STOPPED and not job.alive
+    assert not at.button(key="distill.start").disabled
+    assert at.select_slider  # the replay slider over the stored snapshots
+    assert not [t for t in __import__("threading").enumerate() if t.name.startswith("distill-job-")]
+
+
+def test_a_short_run_finishes_and_is_saved_to_the_library(toy):
+    at = _open(_app(), "pages/distill.py")
+    at.selectbox(key="distill.method").set_value("toy").run()
+    at.number_input(key="distill.steps").set_value(15)
+    at.button(key="distill.start").click().run()
+    job = _session_job()
+    assert jobs.job_wait(job, 30).status == jobs.FINISHED
+    at.run()
+    _no_exception(at)
+    assert _images(at)
+    assert len(at.get("download_button")) == 3
+    at.button(key="distill.save").click().run()
+    _no_exception(at)
+    assert any("Saved to the run library" in s.value for s in at.success)
+    runs = list_runs()
+    assert len(runs) == 1 and runs[0]["method"] == "toy"
+    _open(at, "pages/library.py")
+    _no_exception(at)
+    assert at.selectbox(key="library.selected").value == runs[0]["name"]
+    assert _images(at)
+
+
+def test_bad_input_gives_st_error_not_a_traceback(toy, digits):
+    tiny = _tiny_dataset(digits, per_class=3)
+    at = _app()
+    at.session_state["user_datasets"] = {tiny.name: tiny}
+    at.run()
+    at.sidebar.selectbox(key="dataset").set_value(tiny.name).run()
+    _open(at, "pages/distill.py")
+    at.selectbox(key="distill.method").set_value("toy").run()
+    at.number_input(key="distill.ipc").set_value(5)
+    at.button(key="distill.start").click().run()
+    _no_exception(at)
+    assert any("IPC 5 is larger than class" in e for e in _errors(at))
+    assert jobs.running_jobs() == 0
+
+    at.number_input(key="distill.ipc").set_value(1)
+    at.session_state["distill.setting.toy.lr"] = float("nan")
+    at.button(key="distill.start").click().run()
+    _no_exception(at)
+    # the number widget turns NaN into 0.0; either way the core's message is shown, never a traceback
+    assert any(("finite" in e or "must be positive" in e) and "lr" in e for e in _errors(at))
+    assert jobs.running_jobs() == 0
+
+
+def test_out_of_range_session_values_are_fixed_with_a_warning(toy):
+    at = _app()
+    at.session_state["distill.ipc"] = 10_000
+    at.session_state["distill.steps"] = "many"
+    _open(at, "pages/distill.py")
+    _no_exception(at)
+    assert at.number_input(key="distill.ipc").value == 100
+
+
+def test_busy_server_gives_a_clear_error(toy, digits, monkeypatch):
+    from distill_core.limits import Limits
+
+    monkeypatch.setattr(jobs, "LIMITS", Limits(max_concurrent_jobs=1))
+    other = jobs.start_job(jobs.JobSpec("toy", "digits", ipc=1, steps=100_000, settings={"delay_s": 0.01},
+                                        eval_protocol="none"), digits)
+    at = _open(_app(), "pages/distill.py")
+    at.selectbox(key="distill.method").set_value("toy").run()
+    at.button(key="distill.start").click().run()
+    _no_exception(at)
+    assert any("busy" in e and "try again" in e for e in _errors(at))
+    other.stop()
+
+
+def test_library_lists_opens_and_deletes_a_cli_style_run(digits):
+    from distill_core.runs import default_runs_dir
+
+    summary = create_method("random", digits, 2, seed=0).summary()
+    path = save_run(default_runs_dir() / "digits-random-ipc2-test", summary, {"steps": 1, "seed": 0},
+                    evaluations=[{"protocol": "quick", "model": "convnet", "reps": 1, "acc_mean": 0.5,
+                                  "acc_std": 0.0}])
+    at = _open(_app(), "pages/library.py")
+    _no_exception(at)
+    table = at.dataframe[0].value
+    assert list(table["run"]) == [path.name] and list(table["accuracy %"]) == [50.0]
+    assert at.button(key="library.delete").disabled  # not before confirming
+    at.checkbox(key=f"library.confirm.{path.name}").check().run()
+    at.button(key="library.delete").click().run()
+    _no_exception(at)
+    assert not path.exists()
+    assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_library_shows_a_broken_run_as_an_error_not_a_crash(digits):
+    from distill_core.runs import default_runs_dir
+
+    summary = create_method("random", digits, 1, seed=0).summary()
+    path = save_run(default_runs_dir() / "broken", summary, {"steps": 1})
+    (path / "summary.pt").write_bytes(b"not a tensor file")
+    at = _open(_app(), "pages/library.py")
+    _no_exception(at)
+    assert any("not a readable" in e for e in _errors(at))
+
+
+def test_learn_presets_open_the_distill_page_configured():
+    from ui import learn
+
+    at = _open(_app(), "pages/learn.py")
+    _no_exception(at)
+    available = [(t, i, p) for t in learn.TOPICS for i, p in enumerate(t.presets) if p.available]
+    missing = [(t, i, p) for t in learn.TOPICS for i, p in enumerate(t.presets) if not p.available]
+    for t, i, _ in missing:
+        assert at.button(key=f"learn.{t.key}.{i}").disabled
+    assert available  # `random` at least
+    topic, i, preset = available[-1]
+    at.button(key=f"learn.{topic.key}.{i}").click().run()
+    _no_exception(at)
+    assert at.session_state["distill.method"] == preset.method
+    assert at.number_input(key="distill.ipc").value == preset.ipc
+    assert at.selectbox(key="distill.method").value.startswith(preset.method)
+
+
+def test_home_shows_the_example_run():
+    at = _app()
+    _no_exception(at)
+    if (ROOT / "assets" / "example-run" / "config.json").is_file():
+        assert not _errors(at)
+        assert "Test accuracy" not in [m.label for m in at.metric]
+
+
+def _images(at: AppTest) -> list:
+    """st.image elements on the page (AppTest has no typed accessor for them)."""
+    found = []
+
+    def walk(node) -> None:
+        if type(node).__name__ == "Image" or getattr(node, "type", None) == "imgs":
+            found.append(node)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at.main)
+    return found
+
+
+def _tiny_dataset(ds: ImageSet, per_class: int) -> ImageSet:
+    idx = torch.cat([torch.nonzero(ds.y_train == c).flatten()[:per_class] for c in range(ds.num_classes)])
+    return ImageSet("tiny-upload", ds.x_train[idx], ds.y_train[idx], ds.x_test[:50], ds.y_test[:50],
+                    list(ds.class_names), ds.mean, ds.std, {})

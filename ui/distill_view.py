@@ -1,0 +1,324 @@
+"""Pieces of the distill page: method settings widgets, job controls (callbacks), the live panel, replay, exports.
+
+Controls act through button callbacks (so a click never waits for the loop); a failing action stores its message
+under `state.KEY_MESSAGE`, which the page shows. The live panel is an `st.fragment(run_every=REDRAW_S)` that
+reads `Job.state()` — a thread-safe copy — and never blocks on the worker.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from distill_core import exports
+from distill_core.errors import DistillError
+from distill_core.jobs import ACTIVE_STATUSES, FAILED, PAUSED, RUNNING, STARTING, Job, JobSpec, JobState
+from distill_core.limits import LIMITS
+from distill_core.methods import METHODS
+from distill_core.methods.base import Method
+from distill_core.runs import default_runs_dir
+from ui import grid, plots, state
+from ui.downloads import lazy_download
+from ui.errors import describe
+
+REDRAW_S = 0.4  # the live panel redraws 2.5 times a second while a job runs
+SIMPLE_TYPES = (bool, int, float, str)
+
+
+# ---------------------------------------------------------------------------------------------- settings
+
+def method_label(name: str) -> str:
+    cls = METHODS.get(name)
+    return f"{name} — {cls.kind}" if cls is not None else name
+
+
+def config_defaults(cls: type[Method], dataset_name: str) -> dict[str, Any]:
+    """The method's default settings for this dataset (Config.for_dataset)."""
+    try:
+        cfg = cls.Config.for_dataset(dataset_name)
+    except Exception:  # noqa: BLE001 - a method whose dataset defaults fail still gets its plain defaults
+        cfg = cls.Config()
+    return dataclasses.asdict(cfg)
+
+
+def settings_widgets(cls: type[Method], dataset_name: str, disabled: bool) -> None:
+    """One widget per simple Config field, keyed `distill.setting.<method>.<field>`, defaults from the Config."""
+    defaults = config_defaults(cls, dataset_name)
+    editable = {k: v for k, v in defaults.items() if isinstance(v, SIMPLE_TYPES)}
+    if not editable:
+        st.caption("This method has no settings.")
+        return
+    fields = {f.name: f for f in dataclasses.fields(cls.Config)}
+    cols = st.columns(3)
+    for i, (name, default) in enumerate(editable.items()):
+        key = state.setting_key(cls.name, name)
+        help_text = fields[name].metadata.get("help") if name in fields else None
+        with cols[i % 3]:
+            if key not in st.session_state:
+                st.session_state[key] = default
+            if isinstance(default, bool):
+                st.checkbox(name, key=key, disabled=disabled, help=help_text)
+            elif isinstance(default, int):
+                st.number_input(name, key=key, step=1, disabled=disabled, help=help_text)
+            elif isinstance(default, float):
+                st.number_input(name, key=key, format="%g", step=_float_step(default), disabled=disabled,
+                                help=help_text)
+            else:
+                st.text_input(name, key=key, disabled=disabled, help=help_text)
+    fixed = [k for k in defaults if k not in editable]
+    if fixed:
+        st.caption("Fixed here (CLI `--param` to change): " + ", ".join(fixed))
+
+
+def _float_step(value: float) -> float:
+    if not math.isfinite(value) or value == 0:
+        return 0.1
+    return float(10 ** math.floor(math.log10(abs(value))))
+
+
+def reset_settings(method: str) -> None:
+    for key in [k for k in st.session_state.keys() if str(k).startswith(state.setting_key(method, ""))]:
+        del st.session_state[key]
+
+
+def collect_settings(cls: type[Method], dataset_name: str) -> dict[str, Any]:
+    """The settings that differ from the defaults, read from the widgets' keys."""
+    defaults = config_defaults(cls, dataset_name)
+    out: dict[str, Any] = {}
+    for name, default in defaults.items():
+        key = state.setting_key(cls.name, name)
+        if key in st.session_state and st.session_state[key] != default:
+            out[name] = st.session_state[key]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- controls
+
+def _as_int(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise DistillError(f"{what} must be a whole number, got {value!r}")
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise DistillError(f"{what} must be a whole number, got {value!r}")
+        return int(value)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise DistillError(f"{what} must be a whole number, got {value!r}") from None
+
+
+def build_spec() -> JobSpec:
+    """A JobSpec from the page's widget keys (DistillError with a clear message when one is unusable)."""
+    ss = st.session_state
+    method = ss.get(state.KEY_METHOD)
+    if method not in METHODS:
+        raise DistillError(f"unknown method {method!r}; choose one of {', '.join(sorted(METHODS))}")
+    cls = METHODS[method]
+    dataset = state.selected_dataset_name()
+    steps = _as_int(ss.get(state.KEY_STEPS, cls.default_steps), "steps") if cls.kind == "distiller" else 1
+    return JobSpec(method=method, dataset=dataset, ipc=_as_int(ss.get(state.KEY_IPC, 1), "IPC"), steps=steps,
+                   seed=_as_int(ss.get(state.KEY_SEED, 0), "seed"), settings=collect_settings(cls, dataset))
+
+
+def on_method_change() -> None:
+    """A newly chosen method starts from its own default number of steps."""
+    cls = METHODS.get(st.session_state.get(state.KEY_METHOD))
+    if cls is not None:
+        st.session_state[state.KEY_STEPS] = int(cls.default_steps)
+
+
+def on_start() -> None:
+    try:
+        spec = build_spec()
+        dataset = state.resolve_dataset(spec.dataset)
+        state.session_slot().start(spec, dataset)
+        state.set_message("info", f"Started {spec.method} on {spec.dataset}, IPC {spec.ipc}.")
+    except DistillError as exc:
+        state.set_message("error", str(exc))
+    except Exception as exc:  # noqa: BLE001
+        state.set_message("error", describe(exc))
+
+
+def _with_job(action: str) -> None:
+    job = state.current_job()
+    if job is None:
+        state.set_message("warning", "No run in this session yet — press Start.")
+        return
+    getattr(job, action)(*(() if action != "stop" else (True, 5.0)))
+    state.set_message("info", {"pause": "Paused.", "resume": "Resumed.", "stop": "Stopped."}[action])
+
+
+def on_pause() -> None:
+    _with_job("pause")
+
+
+def on_resume() -> None:
+    _with_job("resume")
+
+
+def on_stop() -> None:
+    _with_job("stop")
+
+
+def on_save() -> None:
+    job = state.current_job()
+    try:
+        if job is None:
+            raise DistillError("nothing to save: start a run first")
+        path = job.save(runs_dir=default_runs_dir())
+        st.session_state[state.KEY_LIBRARY_SELECTED] = path.name
+        state.set_message("success", f"Saved to the run library as {path.name}.")
+    except DistillError as exc:
+        state.set_message("error", str(exc))
+    except Exception as exc:  # noqa: BLE001
+        state.set_message("error", describe(exc))
+
+
+# -------------------------------------------------------------------------------------------- live panel
+
+def fmt_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = max(0, int(round(seconds)))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+def progress_text(s: JobState) -> str:
+    parts = [f"{s.status}", f"step {s.step:,} / {s.total_steps:,}"]
+    if s.steps_per_s > 0:
+        parts.append(f"{s.steps_per_s:.1f} steps/s")
+    if s.status in ACTIVE_STATUSES:
+        parts.append(f"ETA {fmt_seconds(s.eta_s)}")
+    parts.append(f"elapsed {fmt_seconds(s.elapsed_s)}")
+    return " · ".join(parts)
+
+
+def draw_state(s: JobState) -> None:
+    """Progress, grid, loss curve and accuracy curve of one job state."""
+    st.progress(s.progress, text=progress_text(s))
+    if s.status == FAILED:
+        st.error(f"The run failed: {s.error}")
+    left, right = st.columns([3, 2])
+    with left:
+        if s.images is not None:
+            grid.show_grid(s.images, s.class_names, s.labels,
+                           caption=f"{s.spec.method} on {s.spec.dataset}, IPC {s.spec.ipc} — step {s.step:,}")
+        elif s.status in ACTIVE_STATUSES:
+            st.info("Preparing the method… the grid appears with its first images.")
+    with right:
+        last = s.last_accuracy
+        if last is not None:
+            st.metric("Test accuracy", f"{100 * last['acc']:.1f}%",
+                      help=f"{last['protocol']} at step {last['step']:,}; one network"
+                           + (f", {last['epochs']} epochs" if "epochs" in last else ""))
+        if s.evaluating:
+            st.caption("Evaluating the latest images…")
+        if s.eval_error:
+            st.caption(f"Accuracy unavailable: {s.eval_error}")
+        fig = plots.loss_figure(s.metrics)
+        if fig is not None:
+            st.plotly_chart(fig, key="distill.loss", config={"displayModeBar": False})
+        fig = plots.accuracy_figure(s.accuracy)
+        if fig is not None:
+            st.plotly_chart(fig, key="distill.acc", config={"displayModeBar": False})
+
+
+def live_panel(status: str | None) -> None:
+    """The job's state, redrawn every REDRAW_S seconds while it runs (a fragment); a full rerun when it stops
+    running (ends or pauses). `status` is the job's status when the page run began."""
+    running = status in ("starting", "running")
+
+    @st.fragment(run_every=REDRAW_S if running else None)
+    def _panel() -> None:
+        job = state.current_job()
+        if job is None:
+            return
+        s = job.state()
+        draw_state(s)
+        if running and s.status not in ("starting", "running"):
+            st.rerun()  # the run ended or paused: redraw the whole page (controls, replay, exports)
+
+    _panel()
+
+
+# ---------------------------------------------------------------------------------------- replay, exports
+
+def replay(job: Job) -> None:
+    """A slider over the stored snapshots (shown when the job is not running)."""
+    steps, images = job.snapshots()
+    if len(steps) < 2:
+        return
+    s = job.state()
+    idx = st.select_slider("Replay the evolution", options=list(range(len(steps))), value=len(steps) - 1,
+                           format_func=lambda i: f"step {steps[i]:,}", key=f"distill.replay.{job.id}.{len(steps)}")
+    grid.show_grid(images[idx].float(), s.class_names, s.labels,
+                   caption=f"Snapshot {idx + 1} of {len(steps)} — step {steps[idx]:,}")
+
+
+def _stem(s: JobState) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in s.spec.dataset)[-30:]
+    return f"{safe}-{s.spec.method}-ipc{s.spec.ipc}-step{s.step}"
+
+
+def exports_row(job: Job) -> None:
+    """PNG grid, GIF of the evolution, zip of the run folder (built on click), and save to the library."""
+    s = job.state()
+    summary = job.summary()
+    if summary is None:
+        return
+    stem = _stem(s)
+
+    def make_png() -> bytes:
+        return exports.png_grid(summary.images, summary.class_names, summary.hard_labels)
+
+    def make_gif() -> bytes:
+        steps, images = job.snapshots()
+        if not steps:
+            steps, images = [s.step], [summary.images]
+        return exports.gif_evolution(images, steps, summary.class_names, summary.hard_labels)
+
+    def make_zip() -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = job.save(out_dir=Path(tmp) / stem)
+            return exports.zip_run_folder(path)
+
+    cols = st.columns(4)
+    with cols[0]:
+        lazy_download("PNG grid", make_png, f"{stem}.png", "image/png", key=f"distill.dl.png.{job.id}")
+    with cols[1]:
+        lazy_download("GIF of the evolution", make_gif, f"{stem}.gif", "image/gif", key=f"distill.dl.gif.{job.id}")
+    with cols[2]:
+        lazy_download("Run folder (zip)", make_zip, f"{stem}.zip", "application/zip",
+                      key=f"distill.dl.zip.{job.id}")
+    with cols[3]:
+        st.button("Save to library", key="distill.save", on_click=on_save, icon=":material/save:")
+
+
+def sanitize_int(key: str, lo: int, hi: int, default: int) -> None:
+    """Before a number_input is drawn: a missing value gets `default`; a value that is not a whole number in
+    [lo, hi] (set by a preset or a script) is replaced, with a warning, so the widget never raises."""
+    ss = st.session_state
+    if key not in ss:
+        ss[key] = default
+        return
+    value = ss[key]
+    ok = isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+    if not ok:
+        fixed = default
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            fixed = int(min(hi, max(lo, int(value))))
+        ss[key] = fixed
+        state.set_message("warning", f"{key.split('.')[-1]} {value!r} is not a whole number from {lo} to {hi}; "
+                                     f"using {fixed}")
+
+
+def default_ipc(ds_counts: list[int]) -> int:
+    return int(max(1, min(10, min(ds_counts) if ds_counts else 1, LIMITS.max_ipc)))

@@ -1,0 +1,131 @@
+"""Content of the learn page: plain-words explanations and one-click presets that finish in seconds on a CPU.
+
+A preset names candidate method names (the first one registered is used), so it turns on by itself once the
+method lands in `distill_core.methods.METHODS`; until then the page shows it disabled with a note.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from distill_core.methods import METHODS
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A distill-page configuration. `settings` not in the method's Config are ignored."""
+
+    title: str
+    methods: tuple[str, ...]          # candidate registry names, first registered wins
+    dataset: str = "digits"
+    ipc: int = 1
+    steps: int | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    @property
+    def method(self) -> str | None:
+        """The registered method this preset runs, or None if none of its names is registered yet."""
+        return next((m for m in self.methods if m in METHODS), None)
+
+    @property
+    def available(self) -> bool:
+        return self.method is not None
+
+    def as_request(self) -> dict[str, Any]:
+        """The dict `ui.state.request_preset` takes."""
+        name = self.method
+        known = set(METHODS[name].Config.__dataclass_fields__) if name else set()
+        settings = {k: v for k, v in self.settings.items() if k in known}
+        return {"title": self.title, "method": name, "dataset": self.dataset, "ipc": self.ipc,
+                "steps": self.steps, "seed": self.seed, "settings": settings}
+
+
+@dataclass(frozen=True)
+class Topic:
+    key: str
+    title: str
+    text: str
+    presets: tuple[Preset, ...] = ()
+
+
+TOPICS: tuple[Topic, ...] = (
+    Topic("what", "What is dataset distillation?", """
+**Dataset distillation** squeezes a whole training set into a handful of images — often just 1 to 50 per class —
+chosen or *learned* so that a network trained only on them does almost as well as one trained on everything.
+The small set is called a **summary**; its images are the dataset's **archetypes**.
+
+It is not **knowledge distillation**. Knowledge distillation shrinks the *model*: a small student network learns
+to copy a large teacher's outputs, and the data stays the same. Dataset distillation shrinks the *data*: the
+network is an ordinary one, trained from scratch, but on a tiny synthetic training set.
+
+Why bother? Tiny training sets make experiments fast (architecture search, continual learning replay), they
+can be shared when the raw data cannot, and — the reason this lab exists — they show what a network *needs*
+to see of each class.
+""", (Preset("Random real images, 10 per class", ("random",), ipc=10),)),
+    Topic("coresets", "Coresets: picking real images", """
+The oldest answer is a **coreset**: keep a few *real* images per class and throw the rest away. The baseline is
+**random** selection. Smarter rules pick images that cover the class well:
+
+- **Herding** adds, one at a time, the image that brings the running mean of the picks closest to the class
+  mean (in a feature space).
+- **k-center** (greedy) adds the image farthest from everything picked so far, so outliers are covered too.
+- A coreset is always made of genuine photos, so it is easy to trust — but a few real images rarely carry
+  everything a class looks like.
+""", (Preset("Herding, 5 per class", ("herding",), ipc=5),
+      Preset("k-center, 5 per class", ("kcenter", "k-center", "k_center"), ipc=5))),
+    Topic("submodular", "Submodular selection", """
+**Facility location** scores a set of picks by how well every image of the class is "served" by its most
+similar pick, and grows the set greedily. The score is *submodular* — each extra pick helps less than the one
+before — which is exactly the property that makes the greedy choice provably good (within 63% of the best
+possible set). Libraries such as apricot implement it; here it is one more selector.
+""", (Preset("Facility location, 5 per class", ("facility", "facility-location", "facility_location", "fl"),
+             ipc=5),)),
+    Topic("kmeans", "k-means prototypes", """
+Cluster each class into *k* groups and keep the centre of each group. With *k* = 1 this is the **class mean**
+— one blurry average image per class. Centres are not real images (they are averages), so this is the simplest
+step from *selecting* towards *synthesising*. The **medoid** variant keeps the real image nearest each centre.
+""", (Preset("k-means centres, 5 per class", ("kmeans", "k-means", "k_means"), ipc=5),
+      Preset("Class mean (1 per class)", ("mean", "class-mean", "class_mean"), ipc=1))),
+    Topic("kip", "KIP: kernel inducing points", """
+**KIP** learns the pixels directly. It uses the fact that a very wide neural network behaves like a *kernel
+machine* (the neural tangent kernel): training it on the summary has a closed-form answer, kernel ridge
+regression. KIP adjusts the summary's pixels (and optionally its labels) by gradient descent so that this
+closed-form predictor gets the real training images right. No network is ever trained in the loop, which makes
+it fast on a CPU for small images.
+""", (Preset("KIP on digits, 1 per class", ("kip",), ipc=1, steps=150),
+      Preset("KIP on digits, 10 per class", ("kip",), ipc=10, steps=150))),
+    Topic("dm", "DM: distribution matching", """
+**Distribution matching** asks the synthetic images to look, *on average*, like the real ones through the eyes
+of many randomly initialised networks: for each class, the mean embedding of the synthetic images should match
+the mean embedding of a batch of real images. Nothing is trained — each step draws a fresh random network — so
+it is among the cheapest distillers and scales to many images per class.
+""", (Preset("DM on digits, 10 per class", ("dm",), ipc=10, steps=200),)),
+    Topic("dc", "DC and DSA: gradient matching", """
+**Dataset condensation (DC)** trains a network on the real data and on the synthetic data side by side and
+nudges the synthetic images so that both produce the *same gradients* on the network's weights — if the
+gradients match, training on either set moves the network the same way. **DSA** (differentiable siamese
+augmentation) applies the same random crops, flips, scalings and colour changes to both sides while matching,
+which makes the learned images more useful under augmentation and usually more accurate.
+""", (Preset("DC on digits, 1 per class", ("dc", "gm"), ipc=1, steps=20),
+      Preset("DSA on digits, 1 per class", ("dsa",), ipc=1, steps=20))),
+    Topic("mtt", "MTT: matching training trajectories", """
+**Matching training trajectories** first records *expert* trajectories: the weights of networks trained on the
+full data, epoch after epoch. Then, starting from an expert's weights at some epoch, it trains a student for a
+few steps on the synthetic images and asks the student to land where the expert landed a few epochs later.
+Matching long stretches of training (not single gradients) gives the best images at the cost of the most compute.
+""", (Preset("MTT on digits, 1 per class", ("mtt",), ipc=1, steps=30,
+             settings={"num_experts": 1, "expert_epochs": 4}),)),
+    Topic("archetypes", "What the archetype images mean", """
+Each row of the grid is one class; each image is one of its **archetypes**. For a coreset they are real
+examples; for a k-means centre an average; for a distiller they are *whatever pixels teach a network that class
+best*. They often look like exaggerated, high-contrast caricatures: strokes that separate a 3 from an 8 are
+drawn boldly, backgrounds that do not help are flattened. Watching them evolve in the distill page shows the
+optimisation discovering those features. They are not what the class "looks like on average" — they are what a
+network needs to be *told* about it.
+"""),
+)
+
+
+def all_presets() -> list[Preset]:
+    return [p for t in TOPICS for p in t.presets]
