@@ -1,0 +1,213 @@
+"""DSA: differentiable siamese augmentation (Zhao & Bilen, ICML 2021).
+
+Gradient and distribution matching compare a *real* batch with a *synthetic* batch. DSA augments both with the
+**same** random transformation, so the comparison stays meaningful, and every transformation is differentiable
+with respect to the pixels, so the synthetic images still receive gradients through it.
+
+Families (the paper's ranges): ``color`` (brightness shift in [-0.5, 0.5], saturation ×[0, 2], contrast
+×[0.5, 1.5]), ``crop`` (translation by up to 1/8 of the side, zero filled), ``cutout`` (a zeroed square of half
+the side), ``flip`` (horizontal, probability 1/2), ``scale`` (×[1/1.2, 1.2] per axis), ``rotate`` (±15°).
+In ``single`` mode (DSA's default) each draw picks one family at random; ``all`` applies every family in turn.
+Digit datasets never flip (a mirrored 2 or 7 is not a digit).
+
+Usage::
+
+    aug = SiameseAugment.for_dataset("mnist-5k")
+    draw = aug.draw(generator)              # one draw of parameters ...
+    x_real, x_syn = draw(x_real), draw(x_syn)   # ... applied to both batches
+    groups = aug.draw(generator, groups=10) # one draw per class, applied with draw(x, group=labels)
+    x = aug(x, generator)                   # `evaluate.Augment`: fresh parameters for every image
+
+Images are augmented in whatever space they are given (the distillers use the normalised space, as DSA does).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+import torch
+import torch.nn.functional as F
+
+from .errors import InvalidInputError
+
+FAMILIES: tuple[str, ...] = ("color", "crop", "cutout", "flip", "scale", "rotate")
+NO_FLIP_DATASETS = frozenset({"digits", "mnist-5k", "mnist", "kmnist", "svhn"})
+
+
+def strategy_for(dataset_name: str) -> tuple[str, ...]:
+    """The DSA families for a dataset: all six, without `flip` for digit datasets."""
+    if dataset_name in NO_FLIP_DATASETS:
+        return tuple(f for f in FAMILIES if f != "flip")
+    return FAMILIES
+
+
+@dataclass(frozen=True)
+class DSAParams:
+    """Which families to use and their ranges (DSA's published values by default)."""
+
+    strategy: tuple[str, ...] = FAMILIES
+    mode: str = "single"          # "single": one family per draw; "all": every family in order
+    brightness: float = 1.0       # shift ∈ (u - 0.5) * brightness
+    saturation: float = 2.0       # factor ∈ u * saturation
+    contrast: float = 0.5         # factor ∈ u + contrast
+    crop: float = 0.125           # largest translation, as a fraction of the side
+    cutout: float = 0.5           # side of the cut square, as a fraction of the side
+    scale: float = 1.2            # factor ∈ [1/scale, scale]
+    rotate: float = 15.0          # largest rotation in degrees
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.strategy if f not in FAMILIES]
+        if unknown or not self.strategy:
+            raise InvalidInputError(f"unknown augmentation {', '.join(unknown) or '(none)'}; "
+                                    f"choose from {', '.join(FAMILIES)}")
+        if self.mode not in ("single", "all"):
+            raise InvalidInputError(f"augmentation mode must be 'single' or 'all', got {self.mode!r}")
+
+
+@dataclass
+class AugmentDraw:
+    """One random draw of parameters, applied identically to every batch it is called on.
+
+    `params` holds, per family, tensors whose first dimension is the number of groups G. Called without `group`,
+    a draw with G == 1 applies the same transformation to every image; with `group` (one index per image, e.g.
+    the class label), image i gets the parameters of group `group[i]`.
+    """
+
+    families: tuple[str, ...]
+    params: dict[str, torch.Tensor] = field(default_factory=dict)
+    groups: int = 1
+
+    def __call__(self, x: torch.Tensor, group: torch.Tensor | None = None) -> torch.Tensor:
+        return self.apply(x, group)
+
+    def apply(self, x: torch.Tensor, group: torch.Tensor | None = None) -> torch.Tensor:
+        """Transform a batch N×C×H×W (differentiably)."""
+        if group is None:
+            if self.groups == 1:
+                group = torch.zeros(len(x), dtype=torch.long)
+            elif self.groups == len(x):
+                group = torch.arange(len(x))
+            else:
+                raise ValueError(f"a draw of {self.groups} groups needs `group` for a batch of {len(x)}")
+        group = group.to(device="cpu", dtype=torch.long)
+        for fam in self.families:
+            p = {k.split(".", 1)[1]: v[group].to(x.device, x.dtype)
+                 for k, v in self.params.items() if k.startswith(fam + ".")}
+            x = _APPLY[fam](x, p)
+        return x
+
+
+class SiameseAugment:
+    """Draws DSA parameters; also an `evaluate.Augment` (fresh parameters per image) when called directly."""
+
+    def __init__(self, params: DSAParams | None = None):
+        self.params = params or DSAParams()
+
+    @classmethod
+    def for_dataset(cls, dataset_name: str, mode: str = "single") -> "SiameseAugment":
+        return cls(DSAParams(strategy=strategy_for(dataset_name), mode=mode))
+
+    def draw(self, generator: torch.Generator, groups: int = 1) -> AugmentDraw:
+        """One draw: the families (one at random in `single` mode) and parameters for `groups` groups.
+
+        Offsets are drawn as fractions of the side, so one draw fits batches of any image size.
+        """
+        p = self.params
+        if p.mode == "single":
+            families: tuple[str, ...] = (p.strategy[int(torch.randint(len(p.strategy), (1,), generator=generator))],)
+        else:
+            families = tuple(p.strategy)
+        g = int(groups)
+
+        def u(*shape: int) -> torch.Tensor:
+            return torch.rand((g, *shape), generator=generator)
+
+        params: dict[str, torch.Tensor] = {}
+        for fam in families:
+            if fam == "color":
+                params["color.brightness"] = (u() - 0.5) * p.brightness
+                params["color.saturation"] = u() * p.saturation
+                params["color.contrast"] = u() + p.contrast
+            elif fam == "crop":
+                params["crop.shift"] = (u(2) * 2 - 1) * p.crop  # fraction of the side, rounded to pixels on use
+            elif fam == "cutout":
+                params["cutout.centre"] = u(2)                  # fraction of the side
+                params["cutout.size"] = torch.full((g,), p.cutout)
+            elif fam == "flip":
+                params["flip.flip"] = (u() < 0.5).float()
+            elif fam == "scale":
+                lo = 1.0 / p.scale
+                params["scale.factor"] = u(2) * (p.scale - lo) + lo
+            elif fam == "rotate":
+                params["rotate.angle"] = (u() * 2 - 1) * p.rotate * math.pi / 180.0
+        return AugmentDraw(families, params, g)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Augment a training batch with independent parameters per image (for evaluate_summary(augment=...))."""
+        return self.draw(generator, groups=len(x)).apply(x)
+
+
+def dsa_augment(dataset_name: str) -> SiameseAugment:
+    """The `Augment` callable for evaluation with DSA (the `paper` protocol then trains 1000 epochs)."""
+    return SiameseAugment.for_dataset(dataset_name)
+
+
+# ------------------------------------------------------------------------------------- the families
+
+def _color(x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+    x = x + p["brightness"].view(-1, 1, 1, 1)
+    mean_c = x.mean(dim=1, keepdim=True)
+    x = (x - mean_c) * p["saturation"].view(-1, 1, 1, 1) + mean_c
+    mean_all = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean_all) * p["contrast"].view(-1, 1, 1, 1) + mean_all
+
+
+def _affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Resample x through per-image 2×3 affine maps (bilinear, zero outside): differentiable in x."""
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _crop(x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    # whole-pixel shifts (as DSA's pad-and-crop), expressed in the [-1, 1] grid coordinates
+    sx = torch.round(p["shift"][:, 0] * w) * 2.0 / w
+    sy = torch.round(p["shift"][:, 1] * h) * 2.0 / h
+    one, zero = torch.ones_like(sx), torch.zeros_like(sx)
+    theta = torch.stack([torch.stack([one, zero, sx], 1), torch.stack([zero, one, sy], 1)], 1)
+    return _affine(x, theta)
+
+
+def _cutout(x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    size_h = torch.round(p["size"] * h).clamp_min(1)
+    size_w = torch.round(p["size"] * w).clamp_min(1)
+    cy = torch.floor(p["centre"][:, 1] * h)
+    cx = torch.floor(p["centre"][:, 0] * w)
+    top, left = cy - torch.floor(size_h / 2), cx - torch.floor(size_w / 2)
+    rows = torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1)
+    cols = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w)
+    inside = ((rows >= top.view(-1, 1, 1)) & (rows < (top + size_h).view(-1, 1, 1))
+              & (cols >= left.view(-1, 1, 1)) & (cols < (left + size_w).view(-1, 1, 1)))
+    return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
+def _flip(x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+    f = p["flip"].view(-1, 1, 1, 1)
+    return f * x.flip(-1) + (1 - f) * x
+
+
+def _scale(x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+    s = p["factor"]
+    zero = torch.zeros_like(s[:, 0])
+    theta = torch.stack([torch.stack([s[:, 0], zero, zero], 1), torch.stack([zero, s[:, 1], zero], 1)], 1)
+    return _affine(x, theta)
+
+
+def _rotate(x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+    a = p["angle"]
+    c, s, zero = torch.cos(a), torch.sin(a), torch.zeros_like(a)
+    theta = torch.stack([torch.stack([c, -s, zero], 1), torch.stack([s, c, zero], 1)], 1)
+    return _affine(x, theta)
+
+
+_APPLY = {"color": _color, "crop": _crop, "cutout": _cutout, "flip": _flip, "scale": _scale, "rotate": _rotate}

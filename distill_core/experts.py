@@ -1,0 +1,179 @@
+"""Expert trajectories for MTT: networks trained on the real data, their parameters stored after every epoch.
+
+A set of experts is identified by the dataset and the training recipe (`ExpertSpec`), and cached on disk under
+``<root>/<dataset>/<recipe>/expert_000.pt, expert_001.pt, ...`` where root is ``$DISTILL_EXPERTS_DIR`` or
+``~/.cache/distill-lab/experts``. Each file holds ``{"trajectory": (epochs + 1) × P float32, "meta": {...}}``
+(the flat parameters at initialisation and after each epoch), is loaded with ``weights_only=True``, and is written
+under a temporary name and renamed into place, so an interrupted run never leaves a half-written expert.
+`ensure_experts` reuses every cached expert long enough for the request and trains only what is missing; expert i
+is always trained from seed i, so a cache is the same whichever process filled it.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from .augment import SiameseAugment
+from .data import ImageSet
+from .device import make_generator, resolve_device
+from .errors import InvalidInputError
+from .evaluate import NetworkProtocol, train_network
+from .models import build_seeded
+
+EXPERTS_DIR_ENV = "DISTILL_EXPERTS_DIR"
+FILE_PATTERN = re.compile(r"^expert_(\d{3,})\.pt$")
+
+
+def default_experts_root() -> Path:
+    return Path(os.environ.get(EXPERTS_DIR_ENV) or Path.home() / ".cache" / "distill-lab" / "experts")
+
+
+@dataclass(frozen=True)
+class ExpertSpec:
+    """How experts are trained: ConvNet-3 of `width`, plain SGD (no momentum, no weight decay, as in MTT)."""
+
+    width: int = 64
+    depth: int = 3
+    lr: float = 0.01
+    batch_size: int = 256
+    augment: bool = True  # DSA augmentation of the real batches
+
+    def key(self) -> str:
+        return (f"convnet-w{self.width}-d{self.depth}_sgd-lr{self.lr:g}-b{self.batch_size}_"
+                f"{'dsa' if self.augment else 'noaug'}")
+
+    def folder(self, dataset_name: str, root: str | os.PathLike | None = None) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "-", dataset_name.replace("folder:", "folder-")).strip("-")[-60:]
+        return Path(root or default_experts_root()) / safe / self.key()
+
+
+@dataclass
+class Expert:
+    """One stored trajectory: `trajectory[e]` are the flat parameters after e epochs (row 0: initialisation)."""
+
+    index: int
+    trajectory: torch.Tensor
+    path: Path
+    meta: dict
+
+    @property
+    def epochs(self) -> int:
+        return int(self.trajectory.shape[0]) - 1
+
+
+def flat_parameters(model: torch.nn.Module) -> torch.Tensor:
+    """All parameters in `named_parameters()` order as one detached float32 CPU vector."""
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).float().cpu()
+
+
+def train_expert(dataset: ImageSet, spec: ExpertSpec, epochs: int, seed: int, device: str | torch.device = "cpu",
+                 on_epoch: Optional[Callable[[int], None]] = None) -> torch.Tensor:
+    """Train one ConvNet on the real training split for `epochs` epochs; its (epochs + 1) × P trajectory."""
+    dev = resolve_device(device)
+    net = build_seeded(dataset, "convnet", seed=seed, device=dev, width=spec.width, depth=spec.depth)
+    generator = make_generator(seed)
+    protocol = NetworkProtocol("expert", "MTT expert", lr=spec.lr, momentum=0.0, weight_decay=0.0,
+                               batch_size=spec.batch_size)
+    augment = SiameseAugment.for_dataset(dataset.name) if spec.augment else None
+    x = dataset.normalize(dataset.x_train).to(dev)
+    y = dataset.y_train.to(dev)
+    rows = [flat_parameters(net)]
+    for epoch in range(epochs):  # one epoch at a time, recording the parameters after each
+        train_network(net, x, y, protocol, 1, generator, augment=augment, lr_decay=False)
+        rows.append(flat_parameters(net))
+        if on_epoch is not None:
+            on_epoch(epoch + 1)
+    return torch.stack(rows)
+
+
+def save_expert(path: Path, trajectory: torch.Tensor, meta: dict) -> Path:
+    """Write atomically: a temporary file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        torch.save({"trajectory": trajectory.contiguous(), "meta": meta}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_expert(path: Path) -> Expert | None:
+    """A stored expert, or None when the file is not a readable expert (it is then retrained)."""
+    match = FILE_PATTERN.match(path.name)
+    if not match:
+        return None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        traj, meta = data["trajectory"], dict(data.get("meta") or {})
+    except Exception:  # truncated or foreign file
+        return None
+    if not isinstance(traj, torch.Tensor) or traj.dim() != 2 or traj.shape[0] < 2 or not torch.isfinite(traj).all():
+        return None
+    return Expert(int(match.group(1)), traj.float(), path, meta)
+
+
+def load_experts(folder: str | os.PathLike, min_epochs: int = 1, limit: int | None = None) -> list[Expert]:
+    """The readable experts in a folder with at least `min_epochs` epochs, by index."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    experts = [e for e in (load_expert(p) for p in sorted(folder.glob("expert_*.pt"))) if e is not None]
+    experts = [e for e in experts if e.epochs >= min_epochs]
+    return experts[:limit] if limit is not None else experts
+
+
+@dataclass
+class ExpertsReport:
+    folder: Path
+    experts: list[Expert]
+    trained: int
+    reused: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"folder": str(self.folder), "experts": len(self.experts), "trained": self.trained,
+                "reused": self.reused, "seconds": round(self.seconds, 3),
+                "epochs": min((e.epochs for e in self.experts), default=0),
+                "files": [str(e.path) for e in self.experts]}
+
+
+def ensure_experts(dataset: ImageSet, num_experts: int, epochs: int, spec: ExpertSpec | None = None,
+                   root: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                   on_progress: Optional[Callable[[int, int], None]] = None,
+                   should_stop: Optional[Callable[[], bool]] = None) -> ExpertsReport:
+    """Experts 0..num_experts-1 with ≥ `epochs` epochs each: cached ones are reused, missing ones trained and saved.
+
+    on_progress(expert_index, epochs_done) is called after every trained epoch.
+    """
+    if isinstance(num_experts, bool) or int(num_experts) < 1:
+        raise InvalidInputError(f"the number of experts must be at least 1, got {num_experts}")
+    if isinstance(epochs, bool) or int(epochs) < 1:
+        raise InvalidInputError(f"expert epochs must be at least 1, got {epochs}")
+    spec = spec or ExpertSpec()
+    folder = spec.folder(dataset.name, root)
+    start = time.perf_counter()
+    cached = {e.index: e for e in load_experts(folder, min_epochs=epochs)}
+    experts: list[Expert] = []
+    trained = 0
+    for i in range(int(num_experts)):
+        if i in cached:
+            experts.append(cached[i])
+            continue
+        if should_stop is not None and should_stop():
+            break
+        traj = train_expert(dataset, spec, int(epochs), seed=i, device=device,
+                            on_epoch=(lambda e, i=i: on_progress(i, e)) if on_progress else None)
+        meta = {"dataset": dataset.name, "seed": i, "epochs": int(epochs), **asdict(spec)}
+        path = save_expert(folder / f"expert_{i:03d}.pt", traj, meta)
+        experts.append(Expert(i, traj, path, meta))
+        trained += 1
+    return ExpertsReport(folder, experts, trained, len(experts) - trained, time.perf_counter() - start)

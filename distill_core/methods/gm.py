@@ -1,0 +1,147 @@
+"""`dc` and `dsa`: dataset condensation by gradient matching (Zhao, Mopuri & Bilen, ICLR 2021) and its
+differentiable-siamese-augmentation variant (Zhao & Bilen, ICML 2021).
+
+For each class, a network's gradient of the cross-entropy on a real batch and on that class's synthetic images
+should point the same way: the distance is, layer by layer and output channel by output channel, 1 − cosine
+similarity (biases and norm scales — 1-D parameters — are skipped, as in the DC paper). The synthetic images descend
+this distance. Around that sit two loops: an *outer* loop over freshly initialised networks, and an *inner* loop
+that trains the current network a few epochs on the synthetic set between image updates, so the images are matched
+along a training trajectory, not only at initialisation. `dsa` augments the real and synthetic batches of each
+class with the same DSA draw, and augments the inner-loop training too.
+
+One `step()` is one update of the images (one outer-loop iteration). A new network is drawn every `outer_loop`
+steps. Defaults: see `_distiller.py`; loops by IPC below (the paper's outer loops, shorter inner loops on a CPU).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..augment import SiameseAugment
+from ..evaluate import NetworkProtocol, train_network
+from ._distiller import DistillerConfig, SyntheticImages
+from .base import register_method
+
+# IPC -> (outer_loop, inner_loop). Paper: 1 -> (1, 1), 10 -> (10, 50), 20 -> (20, 25), 30 -> (30, 20),
+# 40 -> (40, 15), 50 -> (50, 10); the inner loops here are shortened for CPUs (raise with --param inner_loop=...).
+LOOPS_BY_IPC: tuple[tuple[int, int, int], ...] = ((1, 1, 1), (10, 10, 10), (20, 20, 10), (30, 30, 10),
+                                                  (40, 40, 10), (50, 50, 10))
+
+
+def loops_for(ipc: int) -> tuple[int, int]:
+    """(outer_loop, inner_loop) of the nearest IPC at or above `ipc` in LOOPS_BY_IPC."""
+    for top, outer, inner in LOOPS_BY_IPC:
+        if ipc <= top:
+            return outer, inner
+    return LOOPS_BY_IPC[-1][1:]
+
+
+def match_distance(grads_syn: Sequence[torch.Tensor], grads_real: Sequence[torch.Tensor],
+                   eps: float = 1e-8) -> torch.Tensor:
+    """Σ over layers, Σ over output channels of (1 − cos(g_syn, g_real)); 1-D parameters are skipped.
+
+    A conv weight's gradient O×I×k×k is compared row by row as O vectors of I·k·k; a linear weight's as O rows.
+    """
+    total = grads_syn[0].new_zeros(())
+    for gs, gr in zip(grads_syn, grads_real):
+        if gs.dim() < 2:
+            continue
+        a, b = gs.reshape(gs.shape[0], -1), gr.reshape(gr.shape[0], -1)
+        cos = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(eps)
+        total = total + (1 - cos).sum()
+    return total
+
+
+@dataclass
+class DCConfig(DistillerConfig):
+    method_key = "dc"
+    lr: float = 0.1
+    batch_real: int = 32        # real images per class per matching
+    outer_loop: int = 0         # image updates per network (0: by IPC, see LOOPS_BY_IPC)
+    inner_loop: int = 0         # epochs of training on the synthetic set between updates (0: by IPC)
+    lr_net: float = 0.01        # SGD learning rate of the inner loop
+    batch_train: int = 256      # batch size of the inner loop
+
+
+@dataclass
+class DSAConfig(DCConfig):
+    method_key = "dsa"
+
+
+class _GradientMatching(SyntheticImages):
+    """Gradient matching; subclasses choose whether to augment."""
+
+    Config = DCConfig
+    config: DCConfig
+    use_dsa = False
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        auto_outer, auto_inner = loops_for(self.ipc)
+        self.outer_loop = self.config.outer_loop or auto_outer
+        self.inner_loop = self.config.inner_loop or auto_inner
+        # CPU budget: ~200 fresh networks at IPC 1, ~10 networks' worth of outer loops beyond
+        self.default_steps = 200 if self.outer_loop == 1 else 10 * self.outer_loop
+        self.augment = SiameseAugment.for_dataset(self.dataset.name) if self.use_dsa else None
+        self.inner_protocol = NetworkProtocol("inner", "distiller inner loop", lr=self.config.lr_net, momentum=0.0,
+                                              weight_decay=0.0, batch_size=self.config.batch_train)
+        self.net: torch.nn.Module | None = None
+        self.outer_done = 0
+        self.networks_used = 0
+
+    def class_loss(self, net: torch.nn.Module, params: list[torch.Tensor], x_real: torch.Tensor,
+                   x_syn: torch.Tensor, c: int) -> torch.Tensor:
+        """Gradient-matching distance of class c (differentiable w.r.t. x_syn)."""
+        y_real = torch.full((len(x_real),), c, dtype=torch.long, device=x_real.device)
+        y_syn = torch.full((len(x_syn),), c, dtype=torch.long, device=x_syn.device)
+        g_real = torch.autograd.grad(F.cross_entropy(net(x_real), y_real), params)
+        g_real = [g.detach() for g in g_real]
+        g_syn = torch.autograd.grad(F.cross_entropy(net(x_syn), y_syn), params, create_graph=True)
+        return match_distance(g_syn, g_real)
+
+    def _step(self) -> dict[str, float]:
+        if self.net is None or self.outer_done >= self.outer_loop:
+            self.net, self.outer_done = self.fresh_network(), 0
+            self.networks_used += 1
+        net = self.net
+        params = [p for p in net.parameters() if p.requires_grad]
+        grad = torch.zeros_like(self.images)
+        total = 0.0
+        for c in range(self.dataset.num_classes):
+            x_real, x_syn = self.real_batch(c, self.config.batch_real), self.class_images(c)
+            if self.augment is not None:
+                draw = self.augment.draw(self.generator)
+                x_real, x_syn = draw(x_real), draw(x_syn)
+            loss = self.class_loss(net, params, x_real, x_syn, c)
+            grad += torch.autograd.grad(loss, self.images)[0]  # w.r.t. the images only, not the network
+            total += float(loss.detach())
+        self.images.grad = grad
+        self.opt_images.step()
+        self.outer_done += 1
+        if self.outer_done < self.outer_loop and self.inner_loop > 0:
+            train_network(net, self.images.detach(), self.labels, self.inner_protocol, self.inner_loop,
+                          self.generator, augment=self.augment, lr_decay=False)
+        return {"loss": total / self.dataset.num_classes}
+
+    def summary_meta(self) -> dict[str, Any]:
+        return {"outer_loop": self.outer_loop, "inner_loop": self.inner_loop, "networks": self.networks_used}
+
+
+@register_method
+class DC(_GradientMatching):
+    name = "dc"
+    description = "Gradient matching: make networks' gradients on synthetic and real images of each class agree."
+    Config = DCConfig
+    default_steps = 200
+
+
+@register_method
+class DSA(_GradientMatching):
+    name = "dsa"
+    description = "Gradient matching with differentiable siamese augmentation of real and synthetic batches."
+    Config = DSAConfig
+    use_dsa = True
+    default_steps = 200
