@@ -316,6 +316,7 @@ _UMAP_LOCK = threading.Lock()
 _WARM = threading.Event()
 _WARM_THREAD: threading.Thread | None = None
 _WARM_INFO: dict[str, Any] = {}
+_WARM_ASKED: set[tuple[str, str]] = set()
 
 
 def _enable_numba_disk_cache() -> int:
@@ -380,36 +381,44 @@ def _fast_transform(reducer: Any) -> Any:
 
 
 def warm_up(datasets: Iterable[str] = (), spaces: Iterable[str] = ("pixels",)) -> threading.Thread:
-    """Compile umap's numba code on a tiny array in a daemon thread (idempotent), then optionally fit the maps
-    of `datasets` × `spaces` so their first map is ready. Returns the thread; `is_warm()` tells when done."""
+    """Compile umap's numba code on a tiny array in a daemon thread, then fit (or load from the disk cache) the
+    maps of `datasets` × `spaces` so their first map is ready. Idempotent: cheap to call on every app rerun; a
+    thread starts only for work not asked for before. Returns the thread; `is_warm()` tells when umap is ready."""
     global _WARM_THREAD
-    datasets, spaces = list(datasets), list(spaces)
+    todo = [(d, s) for d in datasets for s in spaces]
     with _UMAP_LOCK:
-        if _WARM_THREAD is not None and (_WARM_THREAD.is_alive() or not datasets):
+        new = [k for k in todo if k not in _WARM_ASKED]
+        if _WARM_THREAD is not None and not new:
             return _WARM_THREAD
-        thread = threading.Thread(target=_warm, args=(datasets, spaces), name="distill-umap-warm-up", daemon=True)
+        _WARM_ASKED.update(new)
+        previous = _WARM_THREAD
+        thread = threading.Thread(target=_warm, args=(new, previous), name="distill-umap-warm-up", daemon=True)
         _WARM_THREAD = thread
     thread.start()
     return thread
 
 
-def _warm(datasets: list[str], spaces: list[str]) -> None:
+def _warm(todo: list[tuple[str, str]], previous: threading.Thread | None) -> None:
+    """Maps asked for first (loading a cached map and placing a few points needs only umap's transform code, so
+    the first map is ready sooner), then a tiny fit + transform so every code path umap uses is compiled."""
     t0 = time.perf_counter()
     try:
+        if previous is not None:
+            previous.join()
+        _one_numba_thread()
+        from .data import load_dataset
+
+        for name, space in todo:
+            ds = load_dataset(name)
+            get_embedding(ds, space).transform(ds.x_train[:4], memo=False)
         if not _WARM.is_set():
             x = np.random.default_rng(0).random((64, 8), dtype=np.float32)
-            _one_numba_thread()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 reducer = _fast_transform(_new_reducer(len(x)).fit(x))
                 reducer.transform(x[:4] + 0.05)
             _WARM_INFO["compile_seconds"] = round(time.perf_counter() - t0, 2)
             _WARM.set()
-        from .data import load_dataset
-
-        for name in datasets:
-            for space in spaces:
-                get_embedding(load_dataset(name), space)
     except Exception as exc:  # warming is best effort; the real call reports any real problem
         _WARM_INFO["error"] = f"{type(exc).__name__}: {exc}"
     finally:
