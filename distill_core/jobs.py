@@ -500,6 +500,8 @@ class Job:
                 with self._lock:
                     self._accuracy.append(row)
                 last_step = step
+                if done:  # the final summary has been measured
+                    break
                 next_due = time.monotonic() + max(float(self.spec.eval_every_s), 2.0 * row["seconds"])
         except BaseException as exc:  # noqa: BLE001 - a failed evaluation never fails the job
             with self._lock:

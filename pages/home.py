@@ -32,7 +32,8 @@ if (EXAMPLE / "config.json").is_file():
     with guard("The example run could not be shown"):
         record = library_view.open_run(EXAMPLE)
         library_view.show_run(record, key="home.example")
-        st.caption("Each row is one class; each image was optimised from noise or a real image so that a network "
-                   "trained on these images alone classifies the real test set well. Drag the slider to replay.")
+        st.caption(f"Each row is one class. A network trained on these {len(record.summary)} images alone reaches "
+                   "the accuracy above on the real test set."
+                   + (" Drag the slider to replay their evolution." if record.snapshots is not None else ""))
 else:
     st.info("The example run (assets/example-run) is missing; make one on the Distill page.")

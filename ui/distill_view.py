@@ -223,12 +223,10 @@ def draw_state(s: JobState) -> None:
             st.caption("Evaluating the latest images…")
         if s.eval_error:
             st.caption(f"Accuracy unavailable: {s.eval_error}")
-        fig = plots.loss_figure(s.metrics)
-        if fig is not None:
-            st.plotly_chart(fig, key="distill.loss", config={"displayModeBar": False})
-        fig = plots.accuracy_figure(s.accuracy)
-        if fig is not None:
-            st.plotly_chart(fig, key="distill.acc", config={"displayModeBar": False})
+        for name, fig in (("loss", plots.loss_figure(s.metrics)), ("acc", plots.accuracy_figure(s.accuracy)),
+                          ("other", plots.other_metrics_figure(s.metrics))):
+            if fig is not None:
+                st.plotly_chart(fig, key=f"distill.{name}", config={"displayModeBar": False})
 
 
 def live_panel(status: str | None) -> None:

@@ -79,9 +79,10 @@ def show_run(record: RunRecord, key: str) -> None:
         else:
             grid.show_grid(s.images, s.class_names, s.hard_labels)
     with right:
-        fig = plots.loss_figure(record.metrics)
-        if fig is not None:
-            st.plotly_chart(fig, key=f"{key}.loss", config={"displayModeBar": False})
+        for name, fig in (("loss", plots.loss_figure(record.metrics)),
+                          ("other", plots.other_metrics_figure(record.metrics))):
+            if fig is not None:
+                st.plotly_chart(fig, key=f"{key}.{name}", config={"displayModeBar": False})
         if acc is not None:
             st.dataframe([{"protocol": e.get("protocol"), "model": e.get("model"), "reps": e.get("reps"),
                            "accuracy %": round(100 * e["acc_mean"], 2),

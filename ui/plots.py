@@ -26,22 +26,38 @@ def metric_names(rows: Iterable[dict[str, Any]]) -> list[str]:
     return names
 
 
-def loss_figure(rows: list[dict[str, Any]], title: str = "Loss") -> go.Figure | None:
-    """One line per metric (log scale when every value of a single 'loss' metric is positive); None if empty."""
-    names = metric_names(rows)
+def _is_loss(name: str) -> bool:
+    return "loss" in name.lower()
+
+
+def metrics_figure(rows: list[dict[str, Any]], names: list[str], title: str) -> go.Figure | None:
+    """One line per metric in `names` against step (log scale for one positive metric spanning > 20×)."""
     if not rows or not names:
         return None
     fig = go.Figure()
+    values: list[float] = []
     for name in names:
-        xs = [r["step"] for r in rows if isinstance(r.get(name), (int, float))]
-        ys = [r[name] for r in rows if isinstance(r.get(name), (int, float))]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name))
-    ys_all = [r[n] for r in rows for n in names if isinstance(r.get(n), (int, float))]
-    log = len(names) == 1 and ys_all and min(ys_all) > 0 and max(ys_all) / min(ys_all) > 20
+        pts = [(r["step"], r[name]) for r in rows if isinstance(r.get(name), (int, float)) and "step" in r]
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines", name=name))
+        values += [p[1] for p in pts]
     _layout(fig, title, names[0] if len(names) == 1 else "value")
-    if log:
+    if len(names) == 1 and values and min(values) > 0 and max(values) / min(values) > 20:
         fig.update_yaxes(type="log")
     return fig
+
+
+def loss_figure(rows: list[dict[str, Any]], title: str = "Loss") -> go.Figure | None:
+    """The loss-like metrics (names containing 'loss'; every metric if none does). None when there are none."""
+    names = metric_names(rows)
+    losses = [n for n in names if _is_loss(n)] or names
+    return metrics_figure(rows, losses, title)
+
+
+def other_metrics_figure(rows: list[dict[str, Any]], title: str = "Other training metrics") -> go.Figure | None:
+    """The remaining metrics (e.g. KIP's batch accuracy, MTT's learned learning rate); None when there are none."""
+    names = metric_names(rows)
+    losses = [n for n in names if _is_loss(n)] or names
+    return metrics_figure(rows, [n for n in names if n not in losses], title)
 
 
 def accuracy_figure(points: list[dict[str, Any]], title: str = "Test accuracy") -> go.Figure | None:
