@@ -23,27 +23,36 @@ def _configure(page, server) -> None:
     set_number(page, "Steps", 1_000_000)
 
 
+def _running(page) -> bool:
+    return progress_text(page).lower().startswith(("running", "starting"))
+
+
 def _outcome(page, timeout_s: float = 90) -> str:
     """'running' when this session's job runs, 'busy' when it was refused; waits for one of them."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if page.locator('[data-testid="stAlert"]').filter(has_text=BUSY).count():
-            return "busy"
-        text = progress_text(page).lower()
-        if text.startswith(("running", "starting")):
+        if _running(page):
             return "running"
+        if page.locator('[data-testid="stAlert"]').filter(has_text=BUSY).count():
+            page.wait_for_timeout(500)  # a job that did start shows its progress by now
+            return "running" if _running(page) else "busy"
         page.wait_for_timeout(250)
     raise AssertionError(f"neither running nor busy: {progress_text(page)!r}")
 
 
 def _start_until_running(page, timeout_s: float = 60) -> float:
-    """Press Start until the job runs (the freed slot may take a moment); returns the seconds it took."""
+    """Press Start until the job runs (the freed slot may take a moment); returns the seconds it took.
+
+    A refused press leaves the same "busy" message, so success is read from the progress bar only."""
     t0 = time.monotonic()
+    start = page.get_by_role("button", name=re.compile(r"^\W*Start\W*$"))
     while time.monotonic() - t0 < timeout_s:
-        click(page, "Start")
-        if _outcome(page) == "running":
-            return time.monotonic() - t0
-        page.wait_for_timeout(1000)
+        if start.is_enabled():
+            start.click()
+        for _ in range(10):
+            page.wait_for_timeout(300)
+            if _running(page):
+                return time.monotonic() - t0
     raise AssertionError("the freed slot was never available")
 
 
