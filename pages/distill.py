@@ -67,7 +67,7 @@ job = state.current_job()
 if job is not None:
     status = job.state().status
     with guard("The live view failed"):
-        view.live_panel(status)
+        view.live_panel(job, status)
     if status not in (view.STARTING, view.RUNNING):
         with guard("Replay failed"):
             view.replay(job)

@@ -229,20 +229,18 @@ def draw_state(s: JobState) -> None:
                 st.plotly_chart(fig, key=f"distill.{name}", config={"displayModeBar": False})
 
 
-def live_panel(status: str | None) -> None:
-    """The job's state, redrawn every REDRAW_S seconds while it runs (a fragment); a full rerun when it stops
-    running (ends or pauses). `status` is the job's status when the page run began."""
-    running = status in ("starting", "running")
+def live_panel(job: Job, status: str) -> None:
+    """The job's state, redrawn every REDRAW_S seconds while its threads work (a fragment). `status` is the job's
+    status when the page run began; when it changes, or the threads end, the whole page reruns once (controls,
+    replay and exports follow), and polling stops when nothing is left to change."""
+    polling = job.alive and status != PAUSED
 
-    @st.fragment(run_every=REDRAW_S if running else None)
+    @st.fragment(run_every=REDRAW_S if polling else None)
     def _panel() -> None:
-        job = state.current_job()
-        if job is None:
-            return
         s = job.state()
         draw_state(s)
-        if running and s.status not in ("starting", "running"):
-            st.rerun()  # the run ended or paused: redraw the whole page (controls, replay, exports)
+        if polling and (s.status != status or not job.alive):
+            st.rerun()
 
     _panel()
 

@@ -61,7 +61,8 @@ def show_run(record: RunRecord, key: str) -> None:
     acc = best_accuracy(record)
     facts = [f"**{cfg.get('method')}** on **{cfg.get('dataset')}**", f"IPC {cfg.get('ipc')}"]
     if cfg.get("steps") is not None:
-        facts.append(f"{cfg.get('steps'):,} steps" if isinstance(cfg.get("steps"), int) else f"{cfg['steps']} steps")
+        steps = cfg["steps"]
+        facts.append(f"{steps:,} step{'s' if steps != 1 else ''}" if isinstance(steps, int) else f"{steps} steps")
     if acc is not None:
         facts.append(f"accuracy {100 * acc['acc_mean']:.1f}% ({acc.get('protocol', '?')})")
     if cfg.get("created"):
