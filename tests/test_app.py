@@ -293,3 +293,28 @@ def _tiny_dataset(ds: ImageSet, per_class: int) -> ImageSet:
     idx = torch.cat([torch.nonzero(ds.y_train == c).flatten()[:per_class] for c in range(ds.num_classes)])
     return ImageSet("tiny-upload", ds.x_train[idx], ds.y_train[idx], ds.x_test[:50], ds.y_test[:50],
                     list(ds.class_names), ds.mean, ds.std, {})
+
+
+def test_untouched_settings_follow_the_dataset_defaults(toy, monkeypatch):
+    from dataclasses import dataclass
+
+    from toy_methods import ToyConfig
+
+    @dataclass
+    class PerDataset(ToyConfig):
+        @classmethod
+        def for_dataset(cls, name: str) -> "PerDataset":
+            return cls(lr=0.2 if name == "digits" else 0.3)
+
+    monkeypatch.setattr(toy, "Config", PerDataset)
+    at = _app()
+    _open(at, "pages/distill.py")
+    at.selectbox(key="distill.method").set_value("toy").run()
+    assert at.session_state["distill.setting.toy.lr"] == 0.2
+    assert at.session_state["distill.setting.toy.delay_s"] == 0.0
+    at.session_state["distill.setting.toy.delay_s"] = 0.5  # the user's own value stays
+    at.session_state["dataset"] = "mnist-5k"
+    at.run()
+    _no_exception(at)
+    assert at.session_state["distill.setting.toy.lr"] == 0.3
+    assert at.session_state["distill.setting.toy.delay_s"] == 0.5

@@ -46,21 +46,32 @@ def config_defaults(cls: type[Method], dataset_name: str) -> dict[str, Any]:
 
 
 def settings_widgets(cls: type[Method], dataset_name: str, disabled: bool) -> None:
-    """One widget per simple Config field, keyed `distill.setting.<method>.<field>`, defaults from the Config."""
+    """One widget per simple Config field, keyed `distill.setting.<method>.<field>`, defaults from the Config
+    (for this dataset). A field whose dataclass metadata has "choices" gets a selectbox, "help" a tooltip.
+    Values the user has not changed follow the defaults when the dataset changes."""
     defaults = config_defaults(cls, dataset_name)
     editable = {k: v for k, v in defaults.items() if isinstance(v, SIMPLE_TYPES)}
     if not editable:
         st.caption("This method has no settings.")
         return
     fields = {f.name: f for f in dataclasses.fields(cls.Config)}
+    marker = f"_distill.defaults.{cls.name}"
+    previous = st.session_state.get(marker) or {}
     cols = st.columns(3)
     for i, (name, default) in enumerate(editable.items()):
         key = state.setting_key(cls.name, name)
-        help_text = fields[name].metadata.get("help") if name in fields else None
+        meta = fields[name].metadata if name in fields else {}
+        help_text = meta.get("help")
+        if key not in st.session_state or (name in previous and st.session_state[key] == previous[name]
+                                           and previous[name] != default):
+            st.session_state[key] = default
         with cols[i % 3]:
-            if key not in st.session_state:
-                st.session_state[key] = default
-            if isinstance(default, bool):
+            if meta.get("choices"):
+                choices = list(meta["choices"])
+                if st.session_state[key] not in choices:
+                    st.session_state[key] = default
+                st.selectbox(name, choices, key=key, disabled=disabled, help=help_text)
+            elif isinstance(default, bool):
                 st.checkbox(name, key=key, disabled=disabled, help=help_text)
             elif isinstance(default, int):
                 st.number_input(name, key=key, step=1, disabled=disabled, help=help_text)
@@ -69,6 +80,7 @@ def settings_widgets(cls: type[Method], dataset_name: str, disabled: bool) -> No
                                 help=help_text)
             else:
                 st.text_input(name, key=key, disabled=disabled, help=help_text)
+    st.session_state[marker] = dict(editable)
     fixed = [k for k in defaults if k not in editable]
     if fixed:
         st.caption("Fixed here (CLI `--param` to change): " + ", ".join(fixed))
