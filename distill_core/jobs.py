@@ -210,6 +210,11 @@ class Job:
         self.device = resolve_device(spec.device)
         if not math.isfinite(spec.eval_every_s) or spec.eval_every_s <= 0:
             raise InvalidInputError(f"eval_every_s must be a positive number, got {spec.eval_every_s}")
+        from .evaluate import protocol_names
+
+        if spec.eval_protocol not in ("auto", "none", *protocol_names()):
+            raise InvalidInputError(f"unknown evaluation protocol {spec.eval_protocol!r}; choose auto, none or one "
+                                    f"of {', '.join(protocol_names())}")
 
         self._lock = threading.Lock()
         self._stop = threading.Event()

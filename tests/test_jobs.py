@@ -112,6 +112,7 @@ def test_divergence_message_is_the_core_one(toy, digits):
     (JobSpec("toy", "digits", ipc=1, settings={"nope": 1}), "unknown setting"),
     (JobSpec("no-such-method", "digits", ipc=1), "unknown method"),
     (JobSpec("toy", "digits", ipc=1, seed=-1), "seed"),
+    (JobSpec("toy", "digits", ipc=1, eval_protocol="nope"), "unknown evaluation protocol"),
 ])
 def test_bad_specs_fail_before_any_thread(toy, digits, spec, message):
     with pytest.raises(DistillError, match=message):
