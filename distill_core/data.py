@@ -384,6 +384,7 @@ def list_datasets(data_root: str | os.PathLike | None = None) -> list[dict]:
 _CACHE: dict[tuple, ImageSet] = {}
 _REGISTERED: dict[str, ImageSet] = {}
 _CACHE_LOCK = threading.Lock()
+_KEY_LOCKS: dict[tuple, threading.Lock] = {}
 
 
 def load_dataset(name: str, data_root: str | os.PathLike | None = None, download: bool = False,
@@ -410,11 +411,17 @@ def load_dataset(name: str, data_root: str | os.PathLike | None = None, download
         raise UnknownNameError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or folder:PATH")
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
+        key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
     if cached is not None:
         return cached
-    ds = loader()
-    with _CACHE_LOCK:
-        _CACHE[key] = ds
+    with key_lock:  # first loads racing in several threads (page, warm-ups) read the files once
+        with _CACHE_LOCK:
+            cached = _CACHE.get(key)
+        if cached is not None:
+            return cached
+        ds = loader()
+        with _CACHE_LOCK:
+            _CACHE[key] = ds
     return ds
 
 

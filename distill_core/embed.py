@@ -250,7 +250,7 @@ def feature_space(ds: ImageSet, space: str = "pixels", progress: Progress = None
 def _make_space(ds: ImageSet, space: str, progress: Progress) -> FeatureSpace:
     if space == "convnet-random":
         return FeatureSpace(space, ds, _feature_net(ds, seed=0), {"seed": 0, "width": FEATURE_WIDTH})
-    path = cache_dir() / f"{dataset_key(ds)}-convnet-trained-v{EMBED_VERSION}.pt"
+    path = _net_path(ds)
     net = _feature_net(ds)
     if path.is_file():
         try:
@@ -492,9 +492,41 @@ class Embedding:
         return coords.copy()
 
 
+def _umap_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("umap-learn")
+    except Exception:
+        return "x"
+
+
 def _map_path(ds: ImageSet, space: str, n_max: int) -> Path:
-    version = getattr(_umap(), "__version__", "x")
-    return cache_dir() / f"{dataset_key(ds)}-{space}-umap{n_max}-v{EMBED_VERSION}-umap{version}.joblib"
+    return cache_dir() / f"{dataset_key(ds)}-{space}-umap{n_max}-v{EMBED_VERSION}-umap{_umap_version()}.joblib"
+
+
+def _net_path(ds: ImageSet) -> Path:
+    return cache_dir() / f"{dataset_key(ds)}-convnet-trained-v{EMBED_VERSION}.pt"
+
+
+def trained_net_cached(ds: ImageSet) -> bool:
+    """True when the trained feature ConvNet of a dataset is in memory or on disk (no training needed)."""
+    with _NETS.lock:
+        if (dataset_key(ds), "convnet-trained") in _NETS.items:
+            return True
+    return _net_path(ds).is_file()
+
+
+def is_cached(ds: ImageSet, space: str = "pixels", n_max: int = MAP_MAX_POINTS) -> bool:
+    """True when the map of `space` is ready without fitting (in memory or on disk) — and, for the trained space,
+    without training its network."""
+    check_space(space)
+    with _MAPS.lock:
+        if (dataset_key(ds), space, int(n_max)) in _MAPS.items:
+            return True
+    if space == "convnet-trained" and not trained_net_cached(ds):
+        return False
+    return _map_path(ds, space, int(n_max)).is_file()
 
 
 def get_embedding(ds: ImageSet, space: str = "pixels", n_max: int = MAP_MAX_POINTS,

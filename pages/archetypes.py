@@ -45,6 +45,10 @@ with st.container(border=True):
                           help="cosine similarity, or minus the Euclidean distance, to the archetype")
     k = int(c7.number_input("Neighbours / exemplars", 1, 20, 5, key="archetypes.k"))
 
+if space == "convnet-trained" and not embed.trained_net_cached(ds):
+    st.caption("The first use of the trained feature space trains a small ConvNet on the real images (once per "
+               "dataset, cached on disk); this can take a minute on a CPU.")
+
 records = []
 for run_name in chosen_runs:
     row = next((r for r in runs if r["name"] == run_name), None)

@@ -45,10 +45,18 @@ with st.container(border=True):
 if not embed.is_warm():
     st.info("The map engine is warming up (umap's code is compiled once per server start; with its disk cache "
             "this takes a few seconds).", icon=":material/hourglass_top:")
+if embed.warm_info().get("error"):
+    st.caption(f"Warm-up note: {embed.warm_info()['error']}")
 
 emb = None
 with guard("The map could not be made"):
-    with st.spinner(f"Mapping {ds.name} in the {space} space (fitted once, then cached)…"):
+    if embed.is_cached(ds, space):
+        message = f"Loading the {space} map of {ds.name}…"
+    else:
+        message = (f"First {space} map of {ds.name}: "
+                   + ("training a small ConvNet on the real images, then " if space == "convnet-trained" else "")
+                   + "fitting UMAP — done once, then cached on disk (this can take a minute on a CPU)…")
+    with st.spinner(message):
         emb = embed.get_embedding(ds, space)
 if emb is None:
     st.stop()

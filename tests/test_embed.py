@@ -72,6 +72,7 @@ def test_trained_feature_net_is_cached_on_disk():
     assert not list(embed.cache_dir().glob(".*tmp*")), "no temporary file left behind"
     feats = fs.features(ds.x_test[:5])
     embed.clear_memory_cache()
+    assert embed.trained_net_cached(ds)
     again = embed.feature_space(ds, "convnet-trained")
     assert again.info.get("cached") is True
     np.testing.assert_allclose(again.features(ds.x_test[:5]), feats, atol=1e-5)
@@ -85,7 +86,9 @@ def test_umap_map_is_fitted_once_cached_and_places_new_points(digits):
     thread = embed.warm_up()
     assert thread.join(180) is None and embed.is_warm(), embed.warm_info()
     embed.clear_memory_cache()
+    assert not embed.is_cached(digits, "pixels", n_max=400)
     emb = embed.get_embedding(digits, "pixels", n_max=400)
+    assert embed.is_cached(digits, "pixels", n_max=400)
     assert emb.coords.shape == (len(emb.indices), 2) and emb.coords.dtype == np.float32
     assert len(emb.indices) <= 400 and not emb.from_disk
     assert len(list(embed.cache_dir().glob("*-pixels-umap400-*.joblib"))) == 1
