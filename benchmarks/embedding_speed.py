@@ -1,7 +1,7 @@
 """How fast the embedding page's maps appear.
 
-    python -m benchmarks.embedding_speed                       # digits, 3 fresh processes per scenario
-    python -m benchmarks.embedding_speed --dataset mnist-5k --reps 5
+    python -m benchmarks.embedding_speed                       # digits, 3 fresh processes per scenario (1 cold)
+    python -m benchmarks.embedding_speed --dataset mnist-5k --reps 5 --cold-reps 2
 
 Each fresh-process scenario starts a new Python process that does what the app does at server start
 (`embed.warm_up([dataset])`, as app.py calls it) and then what the embedding page does for its first map: load the
@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--space", default="pixels")
     parser.add_argument("--reps", type=int, default=3, help="fresh processes per scenario")
+    parser.add_argument("--cold-reps", type=int, default=1, help="fresh processes for the cold scenario (slow)")
     parser.add_argument("--later-reps", type=int, default=5)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--later", action="store_true", help=argparse.SUPPRESS)
@@ -109,7 +110,7 @@ def main() -> None:
         base = dict(os.environ)
         for scenario in ("cold", "numba cached", "all cached"):
             times = []
-            for r in range(args.reps):
+            for r in range(args.cold_reps if scenario == "cold" else args.reps):
                 env = dict(base)
                 if scenario == "cold":
                     env["NUMBA_CACHE_DIR"] = os.path.join(tmp, f"numba-cold-{r}")

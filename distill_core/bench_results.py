@@ -19,6 +19,7 @@ import torch
 from .bench import BenchRow, run_bench
 from .data import ImageSet
 from .errors import DistillError, InvalidInputError, RunFormatError
+from .jobs import _release, _reserve
 from .limits import LIMITS
 from .runs import default_runs_dir
 
@@ -143,9 +144,6 @@ class BenchState:
         return self.status == "running"
 
 
-_RUNNING = threading.BoundedSemaphore(max(1, LIMITS.max_concurrent_jobs))
-
-
 class BenchJob:
     """`run_bench` in a daemon thread; rows appear as they finish; `stop()` ends it between steps."""
 
@@ -166,11 +164,14 @@ class BenchJob:
         self._thread = threading.Thread(target=self._work, name="distill-bench", daemon=True)
 
     def start(self) -> "BenchJob":
-        if not _RUNNING.acquire(blocking=False):
-            raise InvalidInputError("the server is already running its maximum number of benchmarks; try again "
-                                    "in a minute")
+        """Take a slot under the server's one job cap (shared with distillations: BusyError when it is full)."""
+        _reserve(self)
         self._t0 = time.perf_counter()
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            _release(self)
+            raise
         return self
 
     def _on_row(self, row: BenchRow) -> None:
@@ -188,7 +189,7 @@ class BenchJob:
         except Exception as exc:  # noqa: BLE001 - reported as one line, never raised into the app
             status, error = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
         finally:
-            _RUNNING.release()
+            _release(self)
         with self._lock:
             self._status, self._error, self._t1 = status, error, time.perf_counter()
 

@@ -140,3 +140,24 @@ def test_real_method_jobs_also_end_their_threads(digits):
     assert time.monotonic() - t0 < 20
     assert _wait_for(lambda: not _job_threads(), 20), [t.name for t in _job_threads()]
     assert jobs.running_jobs() == 0
+
+
+def test_benchmarks_and_distillations_share_one_cap(toy, digits):
+    """A benchmark runs distillations too: it takes a slot under the same cap (it had a cap of its own)."""
+    from distill_core.bench_results import BenchJob
+
+    spec = JobSpec("toy", "digits", ipc=1, steps=1_000_000, settings={"delay_s": 0.002}, eval_protocol="none")
+    distills = [jobs.start_job(spec, digits) for _ in range(LIMITS.max_concurrent_jobs - 1)]
+    bench = BenchJob(digits, ["toy"], [1], steps=1_000_000).start()
+    assert jobs.running_jobs() == LIMITS.max_concurrent_jobs
+    with pytest.raises(BusyError, match="busy"):
+        jobs.start_job(spec, digits)
+    with pytest.raises(BusyError, match="busy"):
+        BenchJob(digits, ["toy"], [1], steps=10).start()
+    bench.stop(wait=True, timeout=20)
+    assert bench.join(20) and jobs.running_jobs() == len(distills)
+    late = jobs.start_job(spec, digits)  # the benchmark's slot is free again
+    jobs.stop_all()
+    assert late.state().status == jobs.STOPPED
+    assert _wait_for(lambda: not _job_threads() and not any(t.name == "distill-bench" for t in threading.enumerate()))
+    assert jobs.running_jobs() == 0

@@ -108,7 +108,7 @@ def map_figure(emb: Embedding, class_names: Sequence[str], overlays: Sequence[Ov
             x=xy[m, 0], y=xy[m, 1], mode="markers", name=str(class_names[int(c)]), legendgroup="real",
             legendgrouptitle_text="real images" if c == emb.labels.min() else None,
             marker=dict(size=point_size, color=class_color(c), opacity=0.45),
-            customdata=np.stack([np.zeros_like(idx), idx], axis=1),
+            customdata=np.stack([np.zeros_like(idx), idx], axis=1).tolist(),  # plain lists: echoed on selection
             hovertemplate=f"class {class_names[int(c)]}<br>train #%{{customdata[1]}}<extra></extra>"))
     for g, ov in enumerate(overlays, start=1):
         fig.add_trace(go.Scattergl(
@@ -116,7 +116,7 @@ def map_figure(emb: Embedding, class_names: Sequence[str], overlays: Sequence[Ov
             name=ov.name, legendgroup=f"ov{g}",
             marker=dict(size=13, symbol=ov.symbol, color=[class_color(c) for c in ov.labels],
                         line=dict(width=1.5, color="black")),
-            customdata=np.stack([np.full(len(ov.labels), g), np.arange(len(ov.labels))], axis=1),
+            customdata=np.stack([np.full(len(ov.labels), g), np.arange(len(ov.labels))], axis=1).tolist(),
             text=ov.captions, hovertemplate="%{text}<extra></extra>"))
     for tr in trajectories:
         for c in np.unique(tr.labels):
