@@ -1,6 +1,6 @@
 """distill-lab, the app: `streamlit run app.py`.
 
-A router (st.navigation) over the page files in pages/ — a page whose file is missing is left out — with the
+A router (st.navigation) over the page files in app_pages/ — a page whose file is missing is left out — with the
 shared sidebar (dataset, device, run library). Helpers live in ui/; the pages are thin over distill_core.
 """
 from __future__ import annotations

@@ -230,7 +230,7 @@ def patch_limits(monkeypatch, **changes):
     for name, mod in list(sys.modules.items()):
         if mod is None:
             continue
-        if name == "distill_core" or name.startswith(("distill_core.", "ui", "pages", "app")):
+        if name == "distill_core" or name.startswith(("distill_core.", "ui", "app")):
             if isinstance(getattr(mod, "LIMITS", None), lim.Limits):
                 monkeypatch.setattr(mod, "LIMITS", new)
     return new

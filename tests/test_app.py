@@ -14,12 +14,11 @@ from distill_core import jobs
 from distill_core.data import ImageSet
 from distill_core.methods import create_method
 from distill_core.runs import list_runs, save_run
-from apptest_support import force_navigation_v2
 from toy_methods import registered
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-MY_PAGES = ["pages/home.py", "pages/distill.py", "pages/library.py", "pages/learn.py"]
+MY_PAGES = ["app_pages/home.py", "app_pages/distill.py", "app_pages/library.py", "app_pages/learn.py"]
 
 
 @pytest.fixture()
@@ -68,7 +67,6 @@ def _session_job():
 
 @pytest.fixture(autouse=True)
 def _track_jobs(monkeypatch):
-    force_navigation_v2(monkeypatch)
     original = jobs.Job.start
 
     def start(self):
@@ -113,13 +111,13 @@ def test_sidebar_lists_embedded_datasets_first_and_uploads(digits):
 def test_distill_page_lists_every_registered_method(toy):
     from distill_core.methods import METHODS
 
-    at = _open(_app(), "pages/distill.py")
+    at = _open(_app(), "app_pages/distill.py")
     labels = at.selectbox(key="distill.method").options
     assert {label.split(" — ")[0] for label in labels} == set(METHODS)
 
 
 def test_start_steps_pause_resume_stop_through_the_page(toy):
-    at = _open(_app(), "pages/distill.py")
+    at = _open(_app(), "app_pages/distill.py")
     at.selectbox(key="distill.method").set_value("toy").run()
     assert at.number_input(key="distill.steps").value == toy.default_steps  # the method's default
     at.number_input(key="distill.ipc").set_value(2)
@@ -152,7 +150,7 @@ def test_start_steps_pause_resume_stop_through_the_page(toy):
 
 
 def test_a_short_run_finishes_and_is_saved_to_the_library(toy):
-    at = _open(_app(), "pages/distill.py")
+    at = _open(_app(), "app_pages/distill.py")
     at.selectbox(key="distill.method").set_value("toy").run()
     at.number_input(key="distill.steps").set_value(15)
     at.button(key="distill.start").click().run()
@@ -167,7 +165,7 @@ def test_a_short_run_finishes_and_is_saved_to_the_library(toy):
     assert any("Saved to the run library" in s.value for s in at.success)
     runs = list_runs()
     assert len(runs) == 1 and runs[0]["method"] == "toy"
-    _open(at, "pages/library.py")
+    _open(at, "app_pages/library.py")
     _no_exception(at)
     assert at.selectbox(key="library.selected").value == runs[0]["name"]
     assert _images(at)
@@ -179,7 +177,7 @@ def test_bad_input_gives_st_error_not_a_traceback(toy, digits):
     at.session_state["user_datasets"] = {tiny.name: tiny}
     at.run()
     at.sidebar.selectbox(key="dataset").set_value(tiny.name).run()
-    _open(at, "pages/distill.py")
+    _open(at, "app_pages/distill.py")
     at.selectbox(key="distill.method").set_value("toy").run()
     at.number_input(key="distill.ipc").set_value(5)
     at.button(key="distill.start").click().run()
@@ -200,7 +198,7 @@ def test_out_of_range_session_values_are_fixed_with_a_warning(toy):
     at = _app()
     at.session_state["distill.ipc"] = 10_000
     at.session_state["distill.steps"] = "many"
-    _open(at, "pages/distill.py")
+    _open(at, "app_pages/distill.py")
     _no_exception(at)
     assert at.number_input(key="distill.ipc").value == 100
 
@@ -211,7 +209,7 @@ def test_busy_server_gives_a_clear_error(toy, digits, monkeypatch):
     monkeypatch.setattr(jobs, "LIMITS", Limits(max_concurrent_jobs=1))
     other = jobs.start_job(jobs.JobSpec("toy", "digits", ipc=1, steps=100_000, settings={"delay_s": 0.01},
                                         eval_protocol="none"), digits)
-    at = _open(_app(), "pages/distill.py")
+    at = _open(_app(), "app_pages/distill.py")
     at.selectbox(key="distill.method").set_value("toy").run()
     at.button(key="distill.start").click().run()
     _no_exception(at)
@@ -226,7 +224,7 @@ def test_library_lists_opens_and_deletes_a_cli_style_run(digits):
     path = save_run(default_runs_dir() / "digits-random-ipc2-test", summary, {"steps": 1, "seed": 0},
                     evaluations=[{"protocol": "quick", "model": "convnet", "reps": 1, "acc_mean": 0.5,
                                   "acc_std": 0.0}])
-    at = _open(_app(), "pages/library.py")
+    at = _open(_app(), "app_pages/library.py")
     _no_exception(at)
     table = at.dataframe[0].value
     assert list(table["run"]) == [path.name] and list(table["accuracy %"]) == [50.0]
@@ -244,7 +242,7 @@ def test_library_shows_a_broken_run_as_an_error_not_a_crash(digits):
     summary = create_method("random", digits, 1, seed=0).summary()
     path = save_run(default_runs_dir() / "broken", summary, {"steps": 1})
     (path / "summary.pt").write_bytes(b"not a tensor file")
-    at = _open(_app(), "pages/library.py")
+    at = _open(_app(), "app_pages/library.py")
     _no_exception(at)
     assert any("not a readable" in e for e in _errors(at))
 
@@ -252,7 +250,7 @@ def test_library_shows_a_broken_run_as_an_error_not_a_crash(digits):
 def test_learn_presets_open_the_distill_page_configured():
     from ui import learn
 
-    at = _open(_app(), "pages/learn.py")
+    at = _open(_app(), "app_pages/learn.py")
     _no_exception(at)
     available = [(t, i, p) for t in learn.TOPICS for i, p in enumerate(t.presets) if p.available]
     missing = [(t, i, p) for t in learn.TOPICS for i, p in enumerate(t.presets) if not p.available]
@@ -308,7 +306,7 @@ def test_untouched_settings_follow_the_dataset_defaults(toy, monkeypatch):
 
     monkeypatch.setattr(toy, "Config", PerDataset)
     at = _app()
-    _open(at, "pages/distill.py")
+    _open(at, "app_pages/distill.py")
     at.selectbox(key="distill.method").set_value("toy").run()
     assert at.session_state["distill.setting.toy.lr"] == 0.2
     assert at.session_state["distill.setting.toy.delay_s"] == 0.0

@@ -43,7 +43,7 @@ def runs_dir(tmp_path, monkeypatch, digits):
 
 
 def _page(name: str, timeout: float = 120) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=timeout)
+    at = AppTest.from_file(str(ROOT / "app_pages" / name), default_timeout=timeout)
     at.session_state["dataset"] = "digits"
     return at
 

@@ -94,7 +94,7 @@ def test_library_opens_a_broken_run_cleanly(case, tmp_path, monkeypatch):
     spoil(bad, marker)
     before = sorted(p.name for p in runs.rglob("*"))
 
-    at = AppTest.from_file(str(ROOT / "pages" / "library.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / "library.py"), default_timeout=TIMEOUT).run()
     _assert_clean(at)
     at.selectbox(key="library.selected").set_value(bad.name).run()
     _assert_clean(at)
@@ -116,7 +116,7 @@ def test_library_opens_a_broken_run_cleanly(case, tmp_path, monkeypatch):
 
 def _distill_page(monkeypatch, tmp_path, dataset: str | None = None, **state) -> AppTest:
     monkeypatch.setenv("DISTILL_RUNS_DIR", str(tmp_path / "runs"))
-    at = AppTest.from_file(str(ROOT / "pages" / "distill.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "distill.py"), default_timeout=TIMEOUT)
     if dataset is not None:
         at.session_state["dataset"] = dataset
     for key, value in state.items():

@@ -12,20 +12,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class PageSpec:
-    path: str          # relative to the app's root, e.g. "pages/distill.py" (also what st.switch_page takes)
+    path: str          # relative to the app's root, e.g. "app_pages/distill.py" (also what st.switch_page takes)
     title: str
     icon: str
     default: bool = False
 
 
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("pages/home.py", "Home", ":material/home:", default=True),
-    PageSpec("pages/distill.py", "Distill", ":material/auto_awesome:"),
-    PageSpec("pages/embedding.py", "Embedding", ":material/scatter_plot:"),
-    PageSpec("pages/archetypes.py", "Archetypes", ":material/grid_view:"),
-    PageSpec("pages/benchmark.py", "Benchmark", ":material/leaderboard:"),
-    PageSpec("pages/library.py", "Run library", ":material/folder_open:"),
-    PageSpec("pages/learn.py", "Learn", ":material/school:"),
+    PageSpec("app_pages/home.py", "Home", ":material/home:", default=True),
+    PageSpec("app_pages/distill.py", "Distill", ":material/auto_awesome:"),
+    PageSpec("app_pages/embedding.py", "Embedding", ":material/scatter_plot:"),
+    PageSpec("app_pages/archetypes.py", "Archetypes", ":material/grid_view:"),
+    PageSpec("app_pages/benchmark.py", "Benchmark", ":material/leaderboard:"),
+    PageSpec("app_pages/library.py", "Run library", ":material/folder_open:"),
+    PageSpec("app_pages/learn.py", "Learn", ":material/school:"),
 )
 
 

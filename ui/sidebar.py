@@ -38,5 +38,5 @@ def render() -> None:
             st.error(describe(exc))
         upload.upload_widget()  # the user's own images (ui/upload.py)
         st.caption(f"Device: **{_device_text()}**")
-        if nav.has_page("pages/library.py"):
-            st.page_link("pages/library.py", label="Run library", icon=":material/folder_open:")
+        if nav.has_page("app_pages/library.py"):
+            st.page_link("app_pages/library.py", label="Run library", icon=":material/folder_open:")

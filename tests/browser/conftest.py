@@ -49,12 +49,9 @@ def browser():
 
 @pytest.fixture(scope="session")
 def warm_app(app_server, browser):
-    """Open the home page once before the other tests, as a first visitor usually does.
-
-    Streamlit decides once per process, on the first script run, whether the app uses the legacy `pages/` folder;
-    a first visit that lands on a deep link (/learn) runs that page file without app.py. That case has its own
-    test (test_first_visit.py); the rest of the tests start from a server that has served its home page.
-    """
+    """Open the home page once before the other tests, as a first visitor usually does (so that the first test
+    does not pay the server's first-use costs alone). A first visit by deep link has its own test
+    (test_first_visit.py)."""
     from browserkit import open_app
 
     ctx = browser.new_context()

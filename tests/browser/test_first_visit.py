@@ -1,5 +1,8 @@
 """A fresh server whose first visitor arrives by a deep link (a bookmark of /learn or /distill) still gets the app:
-the shared sidebar and pages that work (a preset from the learn page configures the distill page)."""
+the shared sidebar and pages that work (a preset from the learn page configures the distill page).
+
+The page files live in app_pages/, not pages/: with a folder named pages/ next to app.py, Streamlit picks its legacy
+multipage mode on the first run of a fresh server, and a deep link then runs the page file without app.py."""
 from __future__ import annotations
 
 import re
@@ -10,13 +13,7 @@ from browserkit import Server, assert_no_exception, open_app
 
 pytestmark = pytest.mark.browser
 
-# Known bug (hardening report): with a folder named `pages/` next to app.py, Streamlit's first script run in a
-# fresh server process uses the legacy pages-folder mode; a deep link then runs pages/learn.py without app.py (no
-# sidebar, presets never applied). Renaming the folder (e.g. app_pages/) fixes it. Remove this marker then.
-KNOWN_BUG = pytest.mark.xfail(strict=True, reason="legacy pages/ folder: a first visit by deep link skips app.py")
 
-
-@KNOWN_BUG
 def test_first_visit_by_deep_link_runs_the_router(browser, tmp_path):
     server = Server(tmp_path / "runs", tmp_path / "streamlit.log")
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})

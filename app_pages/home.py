@@ -21,11 +21,11 @@ offline on a CPU on the embedded datasets (`digits`, `mnist-5k`); a GPU is used 
 """)
 
 c1, c2, c3 = st.columns(3)
-c1.page_link("pages/distill.py", label="Distill a dataset", icon=":material/auto_awesome:")
-if nav.has_page("pages/learn.py"):
-    c2.page_link("pages/learn.py", label="Learn how the methods work", icon=":material/school:")
-if nav.has_page("pages/library.py"):
-    c3.page_link("pages/library.py", label="Open the run library", icon=":material/folder_open:")
+c1.page_link("app_pages/distill.py", label="Distill a dataset", icon=":material/auto_awesome:")
+if nav.has_page("app_pages/learn.py"):
+    c2.page_link("app_pages/learn.py", label="Learn how the methods work", icon=":material/school:")
+if nav.has_page("app_pages/library.py"):
+    c3.page_link("app_pages/library.py", label="Open the run library", icon=":material/folder_open:")
 
 st.subheader("An example: archetypes learned from MNIST")
 if (EXAMPLE / "config.json").is_file():

@@ -13,7 +13,7 @@ st.caption("For teachers and the curious: each method in plain words, with a pre
 
 def _open(preset: learn.Preset) -> None:
     state.request_preset(preset.as_request())
-    st.switch_page("pages/distill.py")
+    st.switch_page("app_pages/distill.py")
 
 
 for topic in learn.TOPICS:
