@@ -89,6 +89,7 @@ class _GradientMatching(SyntheticImages):
         self.inner_protocol = NetworkProtocol("inner", "distiller inner loop", lr=self.config.lr_net, momentum=0.0,
                                               weight_decay=0.0, batch_size=self.config.batch_train)
         self.net: torch.nn.Module | None = None
+        self.net_seed = -1
         self.outer_done = 0
         self.networks_used = 0
 
@@ -104,7 +105,8 @@ class _GradientMatching(SyntheticImages):
 
     def _step(self) -> dict[str, float]:
         if self.net is None or self.outer_done >= self.outer_loop:
-            self.net, self.outer_done = self.fresh_network(), 0
+            self.net_seed = self.next_seed()
+            self.net, self.outer_done = self.fresh_network(self.net_seed), 0
             self.networks_used += 1
         net = self.net
         params = [p for p in net.parameters() if p.requires_grad]
