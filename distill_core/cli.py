@@ -1,4 +1,4 @@
-"""The command line: datasets, methods, distill, evaluate, bench (see DESIGN.md's CLI contract).
+"""The command line: datasets, methods, distill, evaluate, bench, experts (see DESIGN.md's CLI contract).
 
 Errors exit non-zero with one line on stderr. With --json the last line printed on stdout is one JSON object.
 """
@@ -99,6 +99,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     if args.snapshots < 0:
         raise InvalidInputError(f"--snapshots must be 0 or more, got {args.snapshots}")
     run = DistillRun(method, steps, snapshot_capacity=max(2, args.snapshots))
+    if hasattr(method, "on_expert_progress"):  # mtt trains its experts on first use when none are stored
+        _show_expert_training(method)
     bar = _progress(run.steps, f"{args.method} ipc={args.ipc}")
 
     def on_step(r: DistillRun, metrics: dict[str, float]) -> None:
@@ -128,6 +130,59 @@ def cmd_distill(args: argparse.Namespace) -> int:
         payload["eval"] = evaluation
         text += (f"\n{result.protocol} evaluation ({result.model}, {result.reps} reps): "
                  f"{100 * result.acc_mean:.2f}% ± {100 * result.acc_std:.2f}")
+    _emit(args, payload, text)
+    return 0
+
+
+def _show_expert_training(method: Any) -> None:
+    """A progress bar for the experts an `mtt` run trains on its first step (nothing shows when they are stored)."""
+    cfg = method.config
+    bars: list[Any] = []
+
+    def on_progress(expert: int, epoch: int) -> None:
+        if not bars:
+            bars.append(_progress(cfg.num_experts * cfg.expert_train_epochs, "training experts (first use)"))
+        bars[0].update(1)
+        if expert == cfg.num_experts - 1 and epoch == cfg.expert_train_epochs:
+            bars[0].close()
+
+    method.on_expert_progress = on_progress
+
+
+EXPERT_SETTINGS = ("width", "depth", "lr_teacher", "dsa")  # the mtt settings that decide how experts are trained
+
+
+def cmd_experts(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .device import resolve_device
+    from .experts import ensure_experts
+    from .methods import get_method
+
+    device = resolve_device(args.device)
+    if args.num is not None and args.num < 1:
+        raise InvalidInputError(f"--num must be at least 1, got {args.num}")
+    if args.epochs is not None and args.epochs < 1:
+        raise InvalidInputError(f"--epochs must be at least 1, got {args.epochs}")
+    dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download, image_size=args.image_size)
+    params = _parse_params(args.param, None)
+    unknown = sorted(set(params) - set(EXPERT_SETTINGS))
+    if unknown:
+        raise InvalidInputError(f"unknown expert setting {unknown[0]!r}; choose from {', '.join(EXPERT_SETTINGS)}")
+    if args.dir is not None:
+        params["experts_dir"] = args.dir
+    cfg = get_method("mtt").Config.from_overrides(dataset.name, params)  # mtt's defaults for this dataset
+    num = args.num if args.num is not None else cfg.num_experts
+    epochs = args.epochs if args.epochs is not None else cfg.expert_train_epochs
+    bar = _progress(num * epochs, "experts")
+    try:
+        report = ensure_experts(dataset, num, epochs, cfg.expert_spec(),
+                                root=cfg.experts_dir or None, device=device,
+                                on_progress=lambda i, e: bar.update(1))
+    finally:
+        bar.close()
+    payload = {"dataset": dataset.name, "device": device.type, "spec": cfg.expert_spec().key(), **report.to_dict()}
+    text = (f"{len(report.experts)} expert(s) of {dataset.name}, {payload['epochs']} epochs each, in {report.folder}: "
+            f"{report.trained} trained, {report.reused} reused ({report.seconds:.1f}s)")
     _emit(args, payload, text)
     return 0
 
@@ -255,6 +310,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="also write the results as JSON to this file")
     common(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("experts", help="train (or reuse) the expert trajectories that `mtt` distils from")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--num", type=int, default=None, help="experts to have (default: mtt's for the dataset)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per expert (default: mtt's for the dataset)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="an mtt setting that shapes the experts: width, depth, lr_teacher, dsa (repeatable)")
+    p.add_argument("--dir", default=None, help="experts root (default $DISTILL_EXPERTS_DIR or "
+                                               "~/.cache/distill-lab/experts)")
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--image-size", type=int, default=32, help="side length for folder: datasets")
+    common(p)
+    p.set_defaults(func=cmd_experts)
     return parser
 
 

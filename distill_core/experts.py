@@ -23,7 +23,7 @@ import torch
 from .augment import SiameseAugment
 from .data import ImageSet
 from .device import make_generator, resolve_device
-from .errors import InvalidInputError
+from .errors import InvalidInputError, RunWriteError
 from .evaluate import NetworkProtocol, train_network
 from .models import build_seeded
 
@@ -74,8 +74,11 @@ def flat_parameters(model: torch.nn.Module) -> torch.Tensor:
 
 
 def train_expert(dataset: ImageSet, spec: ExpertSpec, epochs: int, seed: int, device: str | torch.device = "cpu",
-                 on_epoch: Optional[Callable[[int], None]] = None) -> torch.Tensor:
-    """Train one ConvNet on the real training split for `epochs` epochs; its (epochs + 1) × P trajectory."""
+                 on_epoch: Optional[Callable[[int], None]] = None,
+                 should_stop: Optional[Callable[[], bool]] = None) -> torch.Tensor:
+    """Train one ConvNet on the real training split for `epochs` epochs; its (epochs + 1) × P trajectory.
+
+    `should_stop` is checked after every epoch; a stopped expert's trajectory is shorter than asked."""
     dev = resolve_device(device)
     net = build_seeded(dataset, "convnet", seed=seed, device=dev, width=spec.width, depth=spec.depth)
     generator = make_generator(seed)
@@ -90,19 +93,26 @@ def train_expert(dataset: ImageSet, spec: ExpertSpec, epochs: int, seed: int, de
         rows.append(flat_parameters(net))
         if on_epoch is not None:
             on_epoch(epoch + 1)
+        if should_stop is not None and should_stop():
+            break
     return torch.stack(rows)
 
 
 def save_expert(path: Path, trajectory: torch.Tensor, meta: dict) -> Path:
-    """Write atomically: a temporary file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically: a temporary file in the same folder, then a rename. A folder that cannot be written
+    raises `RunWriteError` (one clear message)."""
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"trajectory": trajectory.contiguous(), "meta": meta}, tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise RunWriteError(f"cannot store expert trajectories in {path.parent}: {exc.strerror or exc}") from None
     finally:
-        if tmp.exists():
+        try:
             tmp.unlink()
+        except OSError:
+            pass
     return path
 
 
@@ -152,7 +162,8 @@ def ensure_experts(dataset: ImageSet, num_experts: int, epochs: int, spec: Exper
                    should_stop: Optional[Callable[[], bool]] = None) -> ExpertsReport:
     """Experts 0..num_experts-1 with ≥ `epochs` epochs each: cached ones are reused, missing ones trained and saved.
 
-    on_progress(expert_index, epochs_done) is called after every trained epoch.
+    on_progress(expert_index, epochs_done) is called after every trained epoch; should_stop() is checked after
+    every epoch, and an expert stopped part-way is not stored.
     """
     if isinstance(num_experts, bool) or int(num_experts) < 1:
         raise InvalidInputError(f"the number of experts must be at least 1, got {num_experts}")
@@ -171,7 +182,10 @@ def ensure_experts(dataset: ImageSet, num_experts: int, epochs: int, spec: Exper
         if should_stop is not None and should_stop():
             break
         traj = train_expert(dataset, spec, int(epochs), seed=i, device=device,
-                            on_epoch=(lambda e, i=i: on_progress(i, e)) if on_progress else None)
+                            on_epoch=(lambda e, i=i: on_progress(i, e)) if on_progress else None,
+                            should_stop=should_stop)
+        if traj.shape[0] < int(epochs) + 1:  # stopped part-way: nothing is stored
+            break
         meta = {"dataset": dataset.name, "seed": i, "epochs": int(epochs), **asdict(spec)}
         path = save_expert(folder / f"expert_{i:03d}.pt", traj, meta)
         experts.append(Expert(i, traj, path, meta))

@@ -412,6 +412,8 @@ class Job:
             paused_for = [0.0]
             method = self.method_cls(self.dataset, self.spec.ipc, config=self.config, seed=self.spec.seed,
                                      device=self.device)
+            if hasattr(method, "should_stop"):  # mtt: a stop also interrupts training its experts on first use
+                method.should_stop = self._stop.is_set
             log_every = max(1, math.ceil(self.total_steps / MAX_LOGGED_ROWS))
             capacity = 64
             if method.iterative:
@@ -440,7 +442,7 @@ class Job:
             self._publish(run)
             self._record(run, time.perf_counter() - t_start - paused_for[0])
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
-            status, error = FAILED, _short_error(exc)
+            status, error = (STOPPED, None) if self._stop.is_set() else (FAILED, _short_error(exc))
         finally:
             with self._lock:
                 self._status = status
