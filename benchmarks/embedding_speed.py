@@ -116,7 +116,9 @@ def main() -> None:
                     env["NUMBA_CACHE_DIR"] = os.path.join(tmp, f"numba-cold-{r}")
                 else:
                     env["NUMBA_CACHE_DIR"] = os.path.join(tmp, "numba")
-                env["DISTILL_CACHE_DIR"] = os.path.join(tmp, f"maps-{r}" if scenario != "all cached" else "maps")
+                # a map cache of its own for every cold / numba-cached process (the cold ones fill theirs)
+                env["DISTILL_CACHE_DIR"] = os.path.join(
+                    tmp, "maps" if scenario == "all cached" else f"maps-{scenario.replace(' ', '-')}-{r}")
                 if scenario == "numba cached" and r == 0:
                     _spawn(args, env | {"DISTILL_CACHE_DIR": os.path.join(tmp, "maps")}, False)  # fill both caches
                 last = scenario == "all cached" and r == args.reps - 1
