@@ -1,7 +1,7 @@
 """Helpers shared by the Streamlit pages (the pages themselves stay thin over distill_core).
 
 - `ui.state`    session-state keys (documented there), the session's job slot, dataset resolution, presets
-- `ui.sidebar`  the shared sidebar: dataset picker, device, link to the run library
+- `ui.sidebar`  the shared sidebar: dataset picker, uploads, device
 - `ui.nav`      the page list for st.navigation (pages whose file is missing are left out)
 - `ui.grid`     per-class grids and snapshot timelines as images
 - `ui.plots`    plotly figures: loss curves, accuracy curves

@@ -1,11 +1,11 @@
-"""The sidebar every page shares: dataset picker, the device in use, a link to the run library."""
+"""The sidebar every page shares (below st.navigation's page list): dataset picker, uploads, the device in use."""
 from __future__ import annotations
 
 import streamlit as st
 
 from distill_core.device import describe_device, resolve_device
 from distill_core.errors import DistillError
-from ui import nav, state, upload
+from ui import state, upload
 from ui.errors import describe
 
 
@@ -38,5 +38,3 @@ def render() -> None:
             st.error(describe(exc))
         upload.upload_widget()  # the user's own images (ui/upload.py)
         st.caption(f"Device: **{_device_text()}**")
-        if nav.has_page("app_pages/library.py"):
-            st.page_link("app_pages/library.py", label="Run library", icon=":material/folder_open:")
