@@ -265,6 +265,17 @@ def test_learn_presets_open_the_distill_page_configured():
     assert at.selectbox(key="distill.method").value.startswith(preset.method)
 
 
+def test_every_preset_is_a_valid_configuration():
+    """A preset's settings pass its method's own checks (a preset that cannot start would only fail on Start)."""
+    from distill_core.methods import METHODS
+    from ui import learn
+
+    for preset in learn.all_presets():
+        if preset.available:
+            req = preset.as_request()
+            METHODS[req["method"]].Config.from_overrides(req["dataset"], dict(req["settings"]))
+
+
 def test_home_shows_the_example_run():
     at = _app()
     _no_exception(at)

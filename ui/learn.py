@@ -115,7 +115,7 @@ full data, epoch after epoch. Then, starting from an expert's weights at some ep
 few steps on the synthetic images and asks the student to land where the expert landed a few epochs later.
 Matching long stretches of training (not single gradients) gives the best images at the cost of the most compute.
 """, (Preset("MTT on digits, 1 per class", ("mtt",), ipc=1, steps=30,
-             settings={"num_experts": 1, "expert_epochs": 4}),)),
+             settings={"num_experts": 1}),)),
     Topic("archetypes", "What the archetype images mean", """
 Each row of the grid is one class; each image is one of its **archetypes**. For a coreset they are real
 examples; for a k-means centre an average; for a distiller they are *whatever pixels teach a network that class
