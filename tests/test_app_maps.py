@@ -14,6 +14,10 @@ from PIL import Image
 
 from streamlit.testing.v1 import AppTest
 
+from distill_core.archetypes import PROTOTYPE_METHODS
+from distill_core.methods import METHODS
+from ui import maps
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -57,7 +61,7 @@ def _clean(at: AppTest) -> None:
 def test_embedding_page_with_runs_prototypes_and_trajectories(runs_dir):
     at = _page("embedding.py")
     at.session_state["embedding.runs"] = ["digits-fake", "digits-random"]
-    at.session_state["embedding.protos"] = ["mean"]
+    at.session_state["embedding.protos"] = list(PROTOTYPE_METHODS)  # class means and every registered selector
     at.session_state["embedding.trace"] = True
     at.session_state["embedding.animate"] = True
     at.run()
@@ -68,6 +72,9 @@ def test_embedding_page_with_runs_prototypes_and_trajectories(runs_dir):
     names = [d.get("name", "") for d in fig["data"]]
     assert sum(d.get("type") == "scattergl" for d in fig["data"]) >= 10  # one per class at least
     assert "class means" in names and any(n.startswith("fake-distiller") for n in names)
+    for name in PROTOTYPE_METHODS:
+        if name in METHODS:  # a selector that is not registered is reported in a caption instead
+            assert maps.OVERLAY_LABELS.get(name, name) in names, (name, names)
     assert any(n.startswith("path · digits-fake") for n in names)
     assert len(fig["frames"]) == 4  # one frame per snapshot
     captions = " ".join(c.value for c in at.caption)
