@@ -193,3 +193,20 @@ def test_cli_experts_unwritable_folder_is_one_line(tmp_path, capsys):
                  "--dir", str(blocker), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot store expert trajectories") and len(err.splitlines()) == 1
+
+
+def test_a_stopped_job_interrupts_expert_training(digits, experts_dir):
+    """In the app, stopping an mtt job while it trains its experts ends it promptly, with nothing half stored."""
+    import time
+
+    from distill_core.jobs import JobSpec, job_wait, start_job
+
+    settings = {**SMALL, "expert_train_epochs": 100, "max_start_epoch": 2}
+    job = start_job(JobSpec("mtt", "digits", ipc=1, steps=5, settings=settings, device="cpu", eval_protocol="none"),
+                    digits)
+    time.sleep(0.5)  # inside the first expert's 100 epochs
+    t0 = time.perf_counter()
+    job.stop(wait=True, timeout=30)
+    state = job_wait(job, 30)
+    assert time.perf_counter() - t0 < 20 and state.status == "stopped" and state.error is None
+    assert not list(experts_dir.rglob("*.pt"))

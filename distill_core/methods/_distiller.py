@@ -24,7 +24,7 @@ expert trajectories; on a GPU raise `width`, `batch_real` and the steps with --p
 | mtt | `num_experts` × `expert_train_epochs` | 2 × 6 | 2 × 6 | 5 × 15 | 100 × 50 |
 
 The experts' learning rate is 5× the paper's on the small sets so that a CPU-sized trajectory of 6 epochs covers
-most of training (ConvNet-3 width 32 reaches ~95 % on mnist-5k after 6 epochs at 0.05, ~85 % at 0.01).
+most of training (ConvNet-3 width 32 reaches 93–95 % on mnist-5k after 6 epochs at 0.05, ~85 % at 0.01).
 
 Steps: one `step()` is one update of the synthetic images. `default_steps` (what `distill` runs without
 --steps) is set per method and IPC in each module, sized so `distill --ipc 1|10 --eval quick` finishes in minutes
