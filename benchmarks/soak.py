@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
 from browserkit import (CHROMIUM, CHROMIUM_ARGS, GRID, Server, click, open_app, progress_text,  # noqa: E402
-                        set_number, wait_status)
+                        server_tracebacks, set_number, wait_status)
 
 OBSERVER_JS = """(selector) => {
   window.__soak = {changes: 0, last: null};
@@ -111,7 +111,7 @@ def soak(minutes: float, sample_s: float, method: str, dataset: str, ipc: int, l
             "redraws_per_s_mean": round(statistics.fmean(rates), 2) if rates else None,
             "redraws_per_s_min": min(rates) if rates else None,
             "steps_done": samples[-1]["step"], "samples": samples,
-            "server_log_tracebacks": server.log().count("Traceback"),
+            "server_log_tracebacks": len(server_tracebacks(server.log())),
         })
     finally:
         server.stop()

@@ -96,6 +96,24 @@ class Server:
         self._log.close()
 
 
+_LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", re.M)
+# The web server's own noise when a browser tab goes away mid-message: the websocket is already closed when
+# Streamlit's endpoint tries to close it. Not the app's doing, and the session ends normally.
+_WEBSOCKET_TEARDOWN = ("WebSocketDisconnected", "WebSocket is not connected")
+
+
+def server_tracebacks(log: str) -> list[str]:
+    """The tracebacks in a server log, one string per log record, leaving out a websocket teardown race in the web
+    server that involves no code of this project."""
+    starts = [m.start() for m in _LOG_RECORD.finditer(log)] or [0]
+    if starts[0] != 0:
+        starts.insert(0, 0)
+    records = [log[a:b] for a, b in zip(starts, starts[1:] + [len(log)])]
+    ours = f'File "{ROOT}'
+    return [r for r in records if "Traceback" in r
+            and (ours in r or not any(marker in r for marker in _WEBSOCKET_TEARDOWN))]
+
+
 # ----------------------------------------------------------------------------------------------- helpers
 
 def open_app(page, server: Server, path: str = "") -> None:
