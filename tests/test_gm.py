@@ -1,10 +1,11 @@
 """DC / DSA: the layer-wise (1 − cosine) gradient distance, and gradient matching lowering it."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from distill_core.methods import create_method
-from distill_core.methods.gm import loops_for, match_distance
+from distill_core.methods.gm import loops_for, lr_factor_for, match_distance
 
 
 def _grads(seed: int = 0):
@@ -38,6 +39,17 @@ def test_distance_is_per_output_channel():
 def test_loops_by_ipc():
     assert loops_for(1) == (1, 1) and loops_for(10) == (10, 10) and loops_for(50) == (50, 10)
     assert loops_for(7) == loops_for(10)
+    assert lr_factor_for(1) == 1.0 and lr_factor_for(10) == 5.0
+
+
+def test_image_learning_rate_by_ipc(digits):
+    def image_lr(ipc, **overrides):
+        method = create_method("dc", digits, ipc, seed=0, overrides={"width": 8, **overrides})
+        return method.image_lr, method.opt_images.param_groups[0]["lr"], method.summary().meta["image_lr"]
+
+    assert image_lr(1) == (0.1, 0.1, 0.1)
+    assert image_lr(10) == pytest.approx((0.5, 0.5, 0.5))
+    assert image_lr(10, image_lr_factor=1, lr=0.2) == (0.2, 0.2, 0.2)
 
 
 def test_matching_lowers_the_distance_on_a_fixed_network(digits):

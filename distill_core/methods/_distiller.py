@@ -16,6 +16,7 @@ expert trajectories; on a GPU raise `width`, `batch_real` and the steps with --p
 | dm | `lr` (images) / `batch_real` (per class) | 1 / 64 | 1 / 64 | 1 / 128 | 1 / 256 |
 | dc, dsa | `lr` (images) / `batch_real` (per class) | 0.1 / 32 | 0.1 / 32 | 0.1 / 128 | 0.1 / 256 |
 | dc, dsa | `outer_loop` / `inner_loop` | by IPC (gm.py) | by IPC | by IPC | 1/1 at IPC 1, 10/50 at IPC 10 |
+| dc, dsa | `image_lr_factor` (images' lr = `lr` × it) | by IPC: 1 at IPC 1, 5 above | by IPC | by IPC | 1 |
 | mtt | `lr` (images) | 100 | 100 | 100 | 100–1000 (CIFAR-10, ZCA) |
 | mtt | `lr_teacher` (experts, initial student lr) | 0.05 | 0.05 | 0.01 | 0.01 |
 | mtt | `lr_lr` (Adam on log lr; paper: SGD on lr) | 0.01 | 0.01 | 0.01 | 1e-7–1e-5 |
