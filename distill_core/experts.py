@@ -175,6 +175,11 @@ def ensure_experts(dataset: ImageSet, num_experts: int, epochs: int, spec: Exper
     cached = {e.index: e for e in load_experts(folder, min_epochs=epochs)}
     experts: list[Expert] = []
     trained = 0
+    if any(i not in cached for i in range(int(num_experts))):
+        try:  # an unwritable folder is reported before minutes of training, not after
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunWriteError(f"cannot store expert trajectories in {folder}: {exc.strerror or exc}") from None
     for i in range(int(num_experts)):
         if i in cached:
             experts.append(cached[i])
