@@ -341,6 +341,34 @@ def _enable_numba_disk_cache() -> int:
     return count
 
 
+def _vectorised_small_data_distances() -> bool:
+    """For fewer than 4,096 points umap computes every pairwise distance by handing its numba `euclidean` to
+    scikit-learn's `pairwise_distances`, which then calls it once per pair from Python: about 20 s for the 4,000
+    points of mnist-5k on a CPU, the bulk of a first map. Route that one case (umap's euclidean, dense arrays, no
+    extra arguments) to scikit-learn's vectorised euclidean distance: the same distances, in a fraction of a second.
+    Also used when new points are placed. Returns whether the patch is in place."""
+    try:
+        import scipy.sparse
+        import umap.umap_ as umap_module
+        from umap.distances import named_distances
+    except Exception:  # noqa: BLE001 - another umap layout: the slow path still works
+        return False
+    original = umap_module.pairwise_distances
+    if getattr(original, "_vectorised_euclidean", False):
+        return True
+    numba_euclidean = named_distances.get("euclidean")
+
+    def pairwise_distances(X, Y=None, metric="euclidean", **kwds):
+        if (metric is numba_euclidean and not kwds and not scipy.sparse.issparse(X)
+                and (Y is None or not scipy.sparse.issparse(Y))):
+            return original(X, Y, metric="euclidean")
+        return original(X, Y, metric=metric, **kwds)
+
+    pairwise_distances._vectorised_euclidean = True
+    umap_module.pairwise_distances = pairwise_distances
+    return True
+
+
 def _umap() -> Any:
     """The umap module, imported once (with numba disk caching switched on)."""
     global _UMAP_MOD
@@ -350,6 +378,7 @@ def _umap() -> Any:
                 warnings.simplefilter("ignore")
                 import umap  # noqa: PLC0415 - slow import, done lazily
             _WARM_INFO["numba_cached_functions"] = _enable_numba_disk_cache()
+            _WARM_INFO["vectorised_small_data_distances"] = _vectorised_small_data_distances()
             _UMAP_MOD = umap
     return _UMAP_MOD
 

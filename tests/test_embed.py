@@ -115,3 +115,19 @@ def test_umap_map_is_fitted_once_cached_and_places_new_points(digits):
         loaded.transform(torch.zeros(1, 1, 9, 9))
     with pytest.raises(InvalidInputError, match="NaN"):
         loaded.transform(torch.full((1, 1, 8, 8), float("nan")))
+
+
+def test_small_maps_compute_distances_vectorised():
+    """umap's all-pairs path for small data goes through scikit-learn's vectorised euclidean distance (the same
+    distances as umap's own numba function, not one Python call per pair)."""
+    import umap.umap_ as umap_module
+    from sklearn.metrics import pairwise_distances
+    from umap.distances import euclidean
+
+    embed._umap()
+    assert getattr(umap_module.pairwise_distances, "_vectorised_euclidean", False)
+    x = np.random.default_rng(0).normal(size=(200, 20)).astype(np.float32)
+    fast = umap_module.pairwise_distances(x, metric=euclidean)
+    np.testing.assert_allclose(fast, pairwise_distances(x, metric=euclidean), atol=1e-5)
+    np.testing.assert_allclose(umap_module.pairwise_distances(x[:5], x, metric=euclidean),
+                               fast[:5], atol=1e-5)
