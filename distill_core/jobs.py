@@ -414,6 +414,8 @@ class Job:
                                      device=self.device)
             if hasattr(method, "should_stop"):  # mtt: a stop also interrupts training its experts on first use
                 method.should_stop = self._stop.is_set
+            if self.spec.steps is None and method.iterative:  # some distillers size their default by IPC
+                self.total_steps = int(getattr(method, "default_steps", self.total_steps) or self.total_steps)
             log_every = max(1, math.ceil(self.total_steps / MAX_LOGGED_ROWS))
             capacity = 64
             if method.iterative:

@@ -91,3 +91,15 @@ def test_defaults_follow_the_table():
     import distill_core.methods._distiller as module
 
     assert "| all | `width` (ConvNet-3 channels of the distilling networks) | 64 | 32 | 128 | 128 |" in module.__doc__
+
+
+def test_jobs_use_the_default_steps_the_method_sizes_by_ipc(digits):
+    """The app runs as many steps as `distill` would: gradient matching sizes its default by IPC."""
+    from distill_core.jobs import JobSpec, job_wait, start_job
+
+    method = create_method("dc", digits, 3, seed=0, overrides={**SMALL["dc"], "outer_loop": 2, "inner_loop": 1})
+    assert method.default_steps == 20 != type(method).default_steps
+    job = start_job(JobSpec("dc", "digits", ipc=3, settings={**SMALL["dc"], "outer_loop": 2, "inner_loop": 1},
+                            device="cpu", eval_protocol="none"), digits)
+    state = job_wait(job, 120)
+    assert state.status == "finished" and state.total_steps == 20 and state.step == 20
