@@ -1,0 +1,205 @@
+"""`kip`: Kernel Inducing Points (Nguyen, Chen & Lee, ICLR 2021), and the `krr` evaluation protocol.
+
+KIP learns a support set (images and, optionally, labels) such that kernel ridge regression *from* the support set
+predicts a freshly drawn, class-balanced batch of real training images well:
+
+    loss = ½ · mean‖K_ts (K_ss + λ · tr(K_ss)/n · I)⁻¹ y_s − y_t‖²
+
+with the closed-form NTK (or NNGP / RBF) of `distill_core.kernels`. Labels are centred one-hot vectors
+(1 − 1/C for the class, −1/C elsewhere). Images are optimised with Adam in the normalised space the networks see
+and reported in pixel space. The same kernel then judges any summary through the `krr` protocol.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..data import ImageSet
+from ..errors import InvalidInputError
+from ..evaluate import EvalResult, register_protocol
+from ..kernels import KERNEL_NAMES, KernelSpec, krr_predict, ridge_solve
+from ..summary import Summary
+from .base import Method, MethodConfig, class_balanced_pick, register_method
+
+
+def centred_one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """One-hot targets shifted to mean zero: 1 − 1/C for the class, −1/C elsewhere (as in the KIP paper)."""
+    return torch.nn.functional.one_hot(labels.long(), num_classes).to(dtype) - 1.0 / num_classes
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image by a random whole number of pixels in [−max_shift, max_shift] along each axis,
+    filling with the edge pixels (a cheap augmentation that stretches a small target set)."""
+    n, c, h, w = x.shape
+    s = int(max_shift)
+    padded = torch.nn.functional.pad(x, (s, s, s, s), mode="replicate")
+    dy = torch.randint(0, 2 * s + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * s + 1, (n,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h)[None]).view(n, 1, h, 1)
+    cols = (dx[:, None] + torch.arange(w)[None]).view(n, 1, 1, w)
+    return padded[torch.arange(n).view(n, 1, 1, 1), torch.arange(c).view(1, c, 1, 1), rows, cols]
+
+
+@dataclass
+class KIPConfig(MethodConfig):
+    """KIP settings. `ridge` is relative: λ · tr(K)/n. `target_batch` real images (class-balanced) per step."""
+
+    kernel: str = "ntk"            # ntk | nngp | rbf
+    depth: int = 3                 # hidden ReLU layers of the fully connected network behind ntk/nngp
+    w_var: float = 2.0             # weight variance σ_w²
+    b_var: float = 0.01            # bias variance σ_b²
+    gamma: float = 1.0             # rbf: exp(−gamma · ‖x − y‖² / d)
+    ridge: float = 1e-6
+    lr: float = 0.01               # Adam, images (normalised space)
+    label_lr: float = 0.01         # Adam, labels (when learned)
+    half_life: int = 0          # steps over which both learning rates halve (0: constant)
+    learn_labels: bool = False
+    target_batch: int = 1000
+    init: str = "real"             # real | noise
+    shift: int = 0                 # random translations of the target images by up to this many pixels
+    clip: bool = True              # keep the images inside the pixel range [0, 1]
+    float64: bool = False          # optimise in double precision (slower; for checks)
+
+    @classmethod
+    def for_dataset(cls, dataset_name: str) -> "KIPConfig":
+        if dataset_name == "digits":  # 1,437 training images of 8×8: a smaller batch still covers them well
+            return cls(target_batch=500, lr=0.01)
+        return cls()
+
+    def validate(self) -> None:
+        super().validate()
+        if self.kernel not in KERNEL_NAMES:
+            raise InvalidInputError(f"kernel must be one of {', '.join(KERNEL_NAMES)}, got {self.kernel!r}")
+        if self.init not in ("real", "noise"):
+            raise InvalidInputError(f"init must be 'real' or 'noise', got {self.init!r}")
+        if self.target_batch < 1:
+            raise InvalidInputError(f"target_batch must be at least 1, got {self.target_batch}")
+        if self.w_var <= 0 or self.gamma <= 0:
+            raise InvalidInputError("w_var and gamma must be positive")
+        if self.depth > 64:
+            raise InvalidInputError(f"depth {self.depth} is too large (at most 64 hidden layers)")
+
+    def kernel_spec(self) -> KernelSpec:
+        return KernelSpec(self.kernel, self.depth, self.w_var, self.b_var, self.gamma)
+
+
+@register_method
+class KIP(Method):
+    name = "kip"
+    kind = "distiller"
+    description = ("Kernel Inducing Points: learn images (and optionally labels) whose kernel ridge regression "
+                   "with a wide network's NTK predicts real images well.")
+    Config = KIPConfig
+    default_steps = 1000
+
+    def __init__(self, dataset: ImageSet, ipc: int, config: KIPConfig | None = None, seed: int = 0,
+                 device: str | torch.device = "cpu"):
+        super().__init__(dataset, ipc, config, seed, device)
+        cfg: KIPConfig = self.config  # type: ignore[assignment]
+        self.spec = cfg.kernel_spec()
+        self.dtype = torch.float64 if cfg.float64 else torch.float32
+        if self.device.type == "mps" and self.dtype == torch.float64:
+            raise InvalidInputError("float64 is not supported on Apple MPS; use float64=false or --device cpu")
+        c = dataset.num_classes
+        labels = torch.arange(c).repeat_interleave(self.ipc)
+        if cfg.init == "real":
+            idx = class_balanced_pick(dataset.y_train, c, self.ipc, self.generator)
+            start = dataset.normalize(dataset.x_train[idx])
+            self.init_indices = idx.tolist()
+        else:
+            start = torch.randn((len(labels), *dataset.image_shape), generator=self.generator)
+            self.init_indices = []
+        self.x = start.to(self.device, self.dtype).requires_grad_(True)
+        self.y = centred_one_hot(labels, c, self.dtype).to(self.device).requires_grad_(cfg.learn_labels)
+        self.labels = labels
+        groups: list[dict[str, Any]] = [{"params": [self.x], "lr": cfg.lr}]
+        if cfg.learn_labels:
+            groups.append({"params": [self.y], "lr": cfg.label_lr})
+        self.opt = torch.optim.Adam(groups)
+        self._base_lrs = [g["lr"] for g in groups]
+        # pixel range [0, 1] in the normalised space, per channel (for clipping)
+        lo = dataset.normalize(torch.zeros(1, dataset.channels, 1, 1))
+        hi = dataset.normalize(torch.ones(1, dataset.channels, 1, 1))
+        self._lo, self._hi = lo.to(self.device, self.dtype), hi.to(self.device, self.dtype)
+        self._per_class = max(1, cfg.target_batch // c)
+        self._class_idx = [dataset.class_indices(k) for k in range(c)]
+
+    def _target_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A class-balanced batch of real training images (normalised) and their labels, fresh every step."""
+        picks = []
+        for idx in self._class_idx:
+            take = min(self._per_class, len(idx))
+            picks.append(idx[torch.randperm(len(idx), generator=self.generator)[:take]])
+        idx = torch.cat(picks)
+        x = self.dataset.normalize(self.dataset.x_train[idx])
+        if self.config.shift > 0:  # type: ignore[attr-defined]
+            x = random_shift(x, self.config.shift, self.generator)  # type: ignore[attr-defined]
+        return x.to(self.device, self.dtype), self.dataset.y_train[idx]
+
+    def loss(self, x_target: torch.Tensor, y_target_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """KRR loss from the support set to one target batch, and the batch's predictions."""
+        n = len(self.x)
+        k = self.spec(torch.cat([self.x, x_target]), self.x)  # (n + m) × n: K_ss on top, K_ts below
+        alpha = ridge_solve(k[:n], self.y, self.config.ridge)  # type: ignore[attr-defined]
+        pred = k[n:] @ alpha
+        y_t = centred_one_hot(y_target_idx, self.dataset.num_classes, self.dtype).to(self.device)
+        return 0.5 * (pred - y_t).square().sum(1).mean(), pred
+
+    def _step(self) -> dict[str, float]:
+        half_life = self.config.half_life  # type: ignore[attr-defined]
+        if half_life > 0:
+            for group, base in zip(self.opt.param_groups, self._base_lrs):
+                group["lr"] = base * 0.5 ** (self.steps_done / half_life)
+        x_t, y_t = self._target_batch()
+        loss, pred = self.loss(x_t, y_t)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.config.clip:  # type: ignore[attr-defined]
+            with torch.no_grad():
+                self.x.copy_(torch.maximum(torch.minimum(self.x, self._hi), self._lo))
+        acc = (pred.detach().argmax(1).cpu() == y_t).float().mean()
+        return {"loss": float(loss.detach()), "acc": float(acc)}
+
+    def summary(self) -> Summary:
+        cfg: KIPConfig = self.config  # type: ignore[assignment]
+        images = self.dataset.denormalize(self.x.detach().float().cpu())
+        labels = self.y.detach().float().cpu() if cfg.learn_labels else self.labels.clone()
+        return self._make_summary(images, labels, kernel=self.spec.to_dict(), ridge=cfg.ridge,
+                                  init_indices=self.init_indices, steps=self.steps_done)
+
+
+# --------------------------------------------------------------------------------------- krr protocol
+
+def evaluate_krr(summary: Summary, dataset: ImageSet, *, device: torch.device | str = "cpu", seed: int = 0,
+                 reps: int | None = None, model: str = "convnet", block: int = 2048) -> EvalResult:
+    """Kernel ridge regression from the summary to the test set (float64); accuracy of the argmax.
+
+    The kernel and ridge come from the summary's meta when a KIP run recorded them, else KIP's defaults for the
+    dataset — so every method's summary is judged by the same kernel KIP would use. Soft labels are regressed
+    as they are, hard labels as centred one-hot vectors. Deterministic: `seed`, `reps` and `model` do not apply.
+    """
+    start = time.perf_counter()
+    defaults = KIPConfig.for_dataset(dataset.name)
+    spec = KernelSpec.from_dict(summary.meta["kernel"]) if isinstance(summary.meta.get("kernel"), dict) \
+        else defaults.kernel_spec()
+    ridge = float(summary.meta.get("ridge", defaults.ridge))
+    dev = torch.device(device)
+    if dev.type == "mps":  # no float64 on MPS
+        dev = torch.device("cpu")
+    y = summary.labels.double() if summary.soft else centred_one_hot(summary.labels, dataset.num_classes,
+                                                                     torch.float64)
+    x_s = dataset.normalize(summary.images.double()).to(dev)
+    x_q = dataset.normalize(dataset.x_test.double()).to(dev)
+    pred = krr_predict(spec, x_s, y.to(dev), x_q, ridge=ridge, dtype=torch.float64, block=block)
+    acc = float((pred.argmax(1).cpu() == dataset.y_test).double().mean())
+    seconds = time.perf_counter() - start
+    return EvalResult("krr", spec.label, 1, acc, 0.0, [acc], seconds, seconds,
+                      {"kernel": spec.to_dict(), "ridge": ridge, "support": len(summary)})
+
+
+register_protocol("krr", evaluate_krr,
+                  "kernel ridge regression to the test set with KIP's kernel (the NTK of a wide ReLU MLP)")
