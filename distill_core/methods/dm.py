@@ -10,8 +10,8 @@ the synthetic set — and the per-class means are read off the grouped embedding
 normalises each image on its own, so this is exactly the class-by-class computation. On a CPU the batched pass is
 cut into slices of `CPU_CHUNK` images, whatever their classes: a slice's activations stay in the processor's cache,
 which makes the pass over 640 real images more than twice as fast as one 640-image pass (`benchmarks/dm_speed.py`).
-(Channels-last layout would save another ~25 % on a CPU, but its float32 kernels round the image gradient ~1e-3
-apart from the plain computation under the scale and rotate augmentations, so it is not used.) On a GPU it is one
+(Channels-last layout would save another ~25 % on a CPU, but its float32 kernels put the image gradient up to
+~4e-3 (relative) away from the plain computation under the scale and rotate augmentations, so it is not used.) On a GPU it is one
 pass. Defaults: see `_distiller.py`.
 """
 from __future__ import annotations
