@@ -9,7 +9,7 @@ All classes go through the network together — one batched pass for the real im
 the synthetic set — and the per-class means are read off the grouped embeddings. The ConvNet's instance norm
 normalises each image on its own, so this is exactly the class-by-class computation. On a CPU the batched pass is
 cut into slices of `CPU_CHUNK` images, whatever their classes: a slice's activations stay in the processor's cache,
-which makes the pass over 640 real images more than twice as fast as one 640-image pass (`benchmarks/dm_speed.py`).
+which made the step 1.3–2.4× faster than one 640-image pass on a 2-core CPU (`benchmarks/dm_speed.py`).
 (Channels-last layout would save another ~25 % on a CPU, but its float32 kernels put the image gradient up to
 ~4e-3 (relative) away from the plain computation under the scale and rotate augmentations, so it is not used.) On a GPU it is one
 pass. Defaults: see `_distiller.py`.
