@@ -1,8 +1,16 @@
 """Shared fixtures: embedded datasets loaded once, a temporary runs folder for every test."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+# One compute thread per process, here and in every subprocess the tests start (CLI runs, the app's server). The
+# tests' tensors are small; on a busy 2-core machine a second OpenMP thread makes small convolutions tens of times
+# slower (threads wait on each other) instead of faster.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)
@@ -27,4 +35,4 @@ def mnist5k():
 
 @pytest.fixture(autouse=True, scope="session")
 def _bounded_threads():
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(1)
