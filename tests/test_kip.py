@@ -110,3 +110,9 @@ def test_cli_kip_with_krr_evaluation(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["eval"]["protocol"] == "krr" and 0.3 < out["eval"]["acc_mean"] <= 1.0
     assert out["steps"] == 20 and (tmp_path / "k" / "grid.png").is_file()
+
+
+def test_kip_image_learning_rate_by_ipc(digits):
+    one = create_method("kip", digits, 1, overrides={"lr_ipc1": "0.2", "lr": "0.03"})
+    two = create_method("kip", digits, 2, overrides={"lr_ipc1": "0.2", "lr": "0.03"})
+    assert one.opt.param_groups[0]["lr"] == 0.2 and two.opt.param_groups[0]["lr"] == 0.03

@@ -53,7 +53,9 @@ class KIPConfig(MethodConfig):
     b_var: float = 0.01            # bias variance σ_b²
     gamma: float = 1.0             # rbf: exp(−gamma · ‖x − y‖² / d)
     ridge: float = 1e-6
-    lr: float = 0.01               # Adam, images (normalised space)
+    lr: float = 0.01               # Adam, images (normalised space), IPC 2 and up
+    lr_ipc1: float = 0.1           # Adam, images, at IPC 1: one image must stand for a whole class, so it moves
+                                   # further from its real start (mnist-5k, quick: 72.8 % vs 60.9 % at lr 0.01)
     label_lr: float = 0.01         # Adam, labels (when learned)
     half_life: int = 0          # steps over which both learning rates halve (0: constant)
     learn_labels: bool = False
@@ -115,7 +117,7 @@ class KIP(Method):
         self.x = start.to(self.device, self.dtype).requires_grad_(True)
         self.y = centred_one_hot(labels, c, self.dtype).to(self.device).requires_grad_(cfg.learn_labels)
         self.labels = labels
-        groups: list[dict[str, Any]] = [{"params": [self.x], "lr": cfg.lr}]
+        groups: list[dict[str, Any]] = [{"params": [self.x], "lr": cfg.lr_ipc1 if self.ipc == 1 else cfg.lr}]
         if cfg.learn_labels:
             groups.append({"params": [self.y], "lr": cfg.label_lr})
         self.opt = torch.optim.Adam(groups)
