@@ -16,11 +16,7 @@ st.caption("Per class: the class mean, medoids, k-means centres, coreset picks a
            "images ranked by typicality; and a stimulus export for experiments.")
 
 name = state.selected_dataset_name()
-ds = None
-with guard(f"Dataset {name} could not be loaded"):
-    ds = state.resolve_dataset(name)
-if ds is None:
-    st.stop()
+ds = state.dataset_or_stop(name)
 
 runs = maps.runs_for_dataset(list_runs(default_runs_dir()), ds.name)
 run_names = [r["name"] for r in runs]

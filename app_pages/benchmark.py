@@ -39,11 +39,7 @@ if source == "Open saved results":
     st.stop()
 
 name = state.selected_dataset_name()
-ds = None
-with guard(f"Dataset {name} could not be loaded"):
-    ds = state.resolve_dataset(name)
-if ds is None:
-    st.stop()
+ds = state.dataset_or_stop(name)
 
 job = slot.job
 running = job is not None and job.state().active

@@ -15,11 +15,7 @@ st.caption("UMAP is fitted once on the real training images of a feature space (
            "Select points (click, box or lasso) to see their images.")
 
 name = state.selected_dataset_name()
-ds = None
-with guard(f"Dataset {name} could not be loaded"):
-    ds = state.resolve_dataset(name)
-if ds is None:
-    st.stop()
+ds = state.dataset_or_stop(name)
 
 embed.warm_up()  # no-op when the server already started it
 runs = maps.runs_for_dataset(list_runs(default_runs_dir()), ds.name)

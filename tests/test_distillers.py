@@ -10,14 +10,6 @@ from distill_core.methods.base import get_method
 from distill_core.pipeline import Callbacks, DistillRun
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """These networks are tiny: one thread is as fast, and a second one only waits when the CPU is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 SMALL = {
     "dm": {"width": 8, "batch_real": 16},
     "dc": {"width": 8, "batch_real": 8},

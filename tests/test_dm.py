@@ -10,14 +10,6 @@ from distill_core.methods.dm import class_means, dm_loss
 from distill_core.models import build_seeded
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """These networks are tiny: one thread is as fast, and a second one only waits when the CPU is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _per_class_loss(net, x_real, x_syn, num_classes):
     """The straightforward reference: one forward pass per class and set."""

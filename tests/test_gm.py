@@ -8,14 +8,6 @@ from distill_core.methods import create_method
 from distill_core.methods.gm import loops_for, lr_factor_for, match_distance
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """These networks are tiny: one thread is as fast, and a second one only waits when the CPU is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _grads(seed: int = 0):
     gen = torch.Generator().manual_seed(seed)

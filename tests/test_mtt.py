@@ -13,14 +13,6 @@ from distill_core.methods.mtt import FlatParams, trajectory_loss
 from distill_core.models import build_seeded
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """These networks are tiny: one thread is as fast, and a second one only waits when the CPU is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 SPEC = ExpertSpec(width=8, lr=0.05, augment=False)  # what SMALL's mtt trains
 LEARNS = ExpertSpec(width=8, lr=0.1, batch_size=32, augment=False)  # more steps per epoch: learns in 3 epochs
 # a small MTT for the 8×8 digits: width-8 ConvNet, 2 experts of 3 epochs, short student runs

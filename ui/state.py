@@ -150,6 +150,18 @@ def resolve_dataset(name: str) -> ImageSet:
     return load_dataset(name)
 
 
+def dataset_or_stop(name: str) -> ImageSet:
+    """The dataset `name`, loaded; when it cannot be, a clear message and the page stops here."""
+    from ui.errors import guard
+
+    ds = None
+    with guard(f"Dataset {name} could not be loaded"):
+        ds = resolve_dataset(name)
+    if ds is None:
+        st.stop()
+    return ds
+
+
 def selected_dataset_name() -> str:
     name = st.session_state.get(KEY_DATASET)
     return name if isinstance(name, str) and name else DEFAULT_DATASET
