@@ -54,7 +54,7 @@ def test_image_learning_rate_by_ipc(digits):
 
 
 def test_matching_lowers_the_distance_on_a_fixed_network(digits):
-    method = create_method("dc", digits, 2, seed=0, overrides={"width": 16})
+    method = create_method("dc", digits, 2, seed=0, overrides={"width": 16, "depth": 3})
     net = method.fresh_network(seed=3)
     params = [p for p in net.parameters()]
     real = method.real_batch(5, 32)
