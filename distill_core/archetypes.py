@@ -48,8 +48,14 @@ def pairwise_distances(queries: np.ndarray | torch.Tensor, reference: np.ndarray
         qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
         rn = r / np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
         return np.clip(1.0 - qn @ rn.T, 0.0, 2.0)
-    d2 = (q * q).sum(1)[:, None] + (r * r).sum(1)[None, :] - 2.0 * (q @ r.T)
-    return np.sqrt(np.maximum(d2, 0.0))
+    return np.sqrt(squared_distances(q, r))
+
+
+def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances between the rows of a and b (float64, clipped at 0)."""
+    a = a.astype(np.float64, copy=False)
+    b = b.astype(np.float64, copy=False)
+    return np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T), 0.0)
 
 
 def nearest_neighbours(queries: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Tensor, k: int = 5,

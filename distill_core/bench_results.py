@@ -14,13 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from .bench import BenchRow, run_bench
 from .data import ImageSet
 from .errors import DistillError, InvalidInputError, RunFormatError
-from .jobs import _release, _reserve
-from .limits import LIMITS
+from .jobs import _bound_threads, _release, _reserve
 from .runs import default_runs_dir
 
 _MAX_FILE_BYTES = 20 * 2 ** 20
@@ -180,7 +178,7 @@ class BenchJob:
 
     def _work(self) -> None:
         try:
-            torch.set_num_threads(max(1, LIMITS.job_torch_threads))
+            _bound_threads()
             run_bench(self.dataset, self.methods, self.ipcs, on_row=self._on_row, should_stop=self._stop.is_set,
                       **self.kwargs)
             status, error = ("stopped" if self._stop.is_set() else "finished"), None

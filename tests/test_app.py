@@ -3,7 +3,6 @@ start -> steps -> pause -> resume -> stop cycle through its own controls; bad in
 traceback; the library lists, opens and deletes runs; learn presets open the distill page configured."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from distill_core import jobs
 from distill_core.data import ImageSet
 from distill_core.methods import create_method
 from distill_core.runs import list_runs, save_run
-from toy_methods import registered
+from toy_methods import registered, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -47,14 +46,6 @@ def _no_exception(at: AppTest) -> None:
 def _errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
 
-
-def _wait(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 _LAST: dict = {}
@@ -130,7 +121,7 @@ def test_start_steps_pause_resume_stop_through_the_page(toy):
     assert job is not None and job.spec.method == "toy" and job.spec.ipc == 2
     assert job.spec.settings == {"delay_s": 0.005}
     assert at.button(key="distill.start").disabled and not at.button(key="distill.stop").disabled
-    assert _wait(lambda: job.state().step >= 5)
+    assert wait_for(lambda: job.state().step >= 5)
     at.run()
     assert at.get("progress") and _images(at)  # progress and the per-class grid
     at.button(key="distill.pause").click().run()
@@ -139,7 +130,7 @@ def test_start_steps_pause_resume_stop_through_the_page(toy):
     at.button(key="distill.resume").click().run()
     assert job.state().status == jobs.RUNNING
     step = job.state().step
-    assert _wait(lambda: job.state().step > step)
+    assert wait_for(lambda: job.state().step > step)
     at.button(key="distill.stop").click().run()
     _no_exception(at)
     state = job.state()

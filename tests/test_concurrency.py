@@ -13,22 +13,11 @@ from distill_core.errors import DistillError
 from distill_core.jobs import BusyError, JobSpec
 from distill_core.limits import LIMITS
 
-from toy_methods import registered
+from toy_methods import job_threads, registered, wait_for
 
 SESSIONS = 5
 
 
-def _job_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith(("distill-job-", "distill-eval-"))]
-
-
-def _wait_for(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.fixture()
@@ -63,7 +52,7 @@ def test_five_sessions_get_the_cap_then_busy_and_leave_no_thread(toy, digits, ro
     ui_state = pytest.importorskip("ui.state")  # the app's per-session slot and its on_release hook
     JobSlot, _release_slot = ui_state.JobSlot, ui_state._release_slot
 
-    assert jobs.running_jobs() == 0 and not _job_threads()
+    assert jobs.running_jobs() == 0 and not job_threads()
     slots = [JobSlot() for _ in range(SESSIONS)]
     spec = JobSpec("toy", "digits", ipc=1, steps=1_000_000, seed=round_, settings={"delay_s": 0.002},
                    eval_every_s=0.3, eval_epochs=1)
@@ -76,7 +65,7 @@ def test_five_sessions_get_the_cap_then_busy_and_leave_no_thread(toy, digits, ro
     for exc in busy:
         assert str(exc).startswith("busy") and "try again" in str(exc)
     assert jobs.running_jobs() == len(started)
-    assert _wait_for(lambda: all(j.state().step >= 3 for j in started))
+    assert wait_for(lambda: all(j.state().step >= 3 for j in started))
     assert all(j.state().status == jobs.RUNNING for j in started)
     # each running session owns its own job
     assert len({id(s.job) for s in slots if s.job is not None}) == len(started)
@@ -89,7 +78,7 @@ def test_five_sessions_get_the_cap_then_busy_and_leave_no_thread(toy, digits, ro
     # the sessions end: Streamlit releases their session-scoped slot
     for slot in slots:
         _release_slot(slot)
-    assert _wait_for(lambda: not _job_threads(), 15), [t.name for t in _job_threads()]
+    assert wait_for(lambda: not job_threads(), 15), [t.name for t in job_threads()]
     assert jobs.running_jobs() == 0
     assert all(j.state().status == jobs.STOPPED for j in started)
 
@@ -108,7 +97,7 @@ def test_a_freed_slot_is_taken_by_the_next_session(toy, digits):
     assert job.state().active
     for s in slots:
         s.close()
-    assert _wait_for(lambda: not _job_threads(), 15) and jobs.running_jobs() == 0
+    assert wait_for(lambda: not job_threads(), 15) and jobs.running_jobs() == 0
 
 
 def test_a_session_cannot_run_two_jobs(toy, digits):
@@ -121,7 +110,7 @@ def test_a_session_cannot_run_two_jobs(toy, digits):
         slot.start(spec, digits)
     assert jobs.running_jobs() == 1
     slot.close()
-    assert _wait_for(lambda: not _job_threads(), 15)
+    assert wait_for(lambda: not job_threads(), 15)
 
 
 def test_real_method_jobs_also_end_their_threads(digits):
@@ -134,11 +123,11 @@ def test_real_method_jobs_also_end_their_threads(digits):
     started = [jobs.start_job(spec, digits) for _ in range(LIMITS.max_concurrent_jobs)]
     with pytest.raises(BusyError):
         jobs.start_job(spec, digits)
-    assert _wait_for(lambda: all(j.state().step >= 2 for j in started), 60)
+    assert wait_for(lambda: all(j.state().step >= 2 for j in started), 60)
     t0 = time.monotonic()
     jobs.stop_all(timeout=20)
     assert time.monotonic() - t0 < 20
-    assert _wait_for(lambda: not _job_threads(), 20), [t.name for t in _job_threads()]
+    assert wait_for(lambda: not job_threads(), 20), [t.name for t in job_threads()]
     assert jobs.running_jobs() == 0
 
 
@@ -159,5 +148,5 @@ def test_benchmarks_and_distillations_share_one_cap(toy, digits):
     late = jobs.start_job(spec, digits)  # the benchmark's slot is free again
     jobs.stop_all()
     assert late.state().status == jobs.STOPPED
-    assert _wait_for(lambda: not _job_threads() and not any(t.name == "distill-bench" for t in threading.enumerate()))
+    assert wait_for(lambda: not job_threads() and not any(t.name == "distill-bench" for t in threading.enumerate()))
     assert jobs.running_jobs() == 0

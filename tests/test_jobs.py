@@ -1,7 +1,6 @@
 """The job layer: a method in a background thread with pause/resume/stop, a global cap, error capture."""
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -11,7 +10,7 @@ from distill_core.errors import DistillError, InvalidInputError
 from distill_core.jobs import JobSpec, job_wait, start_job
 from distill_core.runs import load_run
 
-from toy_methods import registered
+from toy_methods import job_threads, registered, wait_for
 
 
 @pytest.fixture()
@@ -21,17 +20,6 @@ def toy():
     jobs.stop_all()
 
 
-def _wait_for(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def _job_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith(("distill-job-", "distill-eval-"))]
 
 
 def test_runs_to_the_end_with_metrics_snapshots_and_accuracy(toy, digits):
@@ -45,32 +33,32 @@ def test_runs_to_the_end_with_metrics_snapshots_and_accuracy(toy, digits):
     assert job.join(30)  # the evaluator ends after measuring the final step
     state = job.state()
     assert state.accuracy and state.accuracy[-1]["step"] == 30 and 0 <= state.accuracy[-1]["acc"] <= 1
-    assert not _job_threads()
+    assert not job_threads()
 
 
 def test_pause_resume_stop_and_no_thread_left(toy, digits):
     job = start_job(JobSpec("toy", "digits", ipc=1, steps=100_000, settings={"delay_s": 0.005},
                             eval_protocol="none"), digits)
-    assert _wait_for(lambda: job.state().step >= 5)
+    assert wait_for(lambda: job.state().step >= 5)
     job.pause()
-    assert _wait_for(lambda: job.state().status == jobs.PAUSED)
+    assert wait_for(lambda: job.state().status == jobs.PAUSED)
     time.sleep(0.1)  # the step in flight when pausing may still land
     paused_at = job.state().step
     time.sleep(0.3)
     assert job.state().step == paused_at and job.state().active
     job.resume()
-    assert _wait_for(lambda: job.state().step > paused_at + 3)
+    assert wait_for(lambda: job.state().step > paused_at + 3)
     assert job.state().status == jobs.RUNNING
     job.stop()
     state = job.state()
     assert state.status == jobs.STOPPED and not state.active and not job.alive
-    assert jobs.running_jobs() == 0 and not _job_threads()
+    assert jobs.running_jobs() == 0 and not job_threads()
 
 
 def test_stop_while_paused(toy, digits):
     job = start_job(JobSpec("toy", "digits", ipc=1, steps=100_000, settings={"delay_s": 0.005},
                             eval_protocol="none"), digits)
-    assert _wait_for(lambda: job.state().step >= 2)
+    assert wait_for(lambda: job.state().step >= 2)
     job.pause()
     job.stop(timeout=5)
     assert job.state().status == jobs.STOPPED and not job.alive
@@ -117,7 +105,7 @@ def test_divergence_message_is_the_core_one(toy, digits):
 def test_bad_specs_fail_before_any_thread(toy, digits, spec, message):
     with pytest.raises(DistillError, match=message):
         start_job(spec, digits)
-    assert jobs.running_jobs() == 0 and not _job_threads()
+    assert jobs.running_jobs() == 0 and not job_threads()
 
 
 def test_selector_job_and_save(toy, digits, tmp_path):
@@ -142,7 +130,7 @@ def test_saved_distiller_run_has_snapshots(toy, digits, tmp_path):
 
 def test_state_is_a_consistent_copy(toy, digits):
     job = start_job(JobSpec("toy", "digits", ipc=1, steps=100_000, eval_protocol="none"), digits)
-    assert _wait_for(lambda: job.state().step > 20)
+    assert wait_for(lambda: job.state().step > 20)
     s = job.state()
     n = len(s.metrics)
     time.sleep(0.1)

@@ -6,9 +6,10 @@ MSE; `delay_s` slows each step down, `fail_at` raises at that step (to test erro
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -60,3 +61,18 @@ def registered() -> Iterator[type[ToyDistiller]]:
         yield ToyDistiller
     finally:
         METHODS.pop(ToyDistiller.name, None)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Poll `predicate` until it holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def job_threads() -> list[threading.Thread]:
+    """The worker and evaluator threads of distillation jobs still alive in this process."""
+    return [t for t in threading.enumerate() if t.name.startswith(("distill-job-", "distill-eval-"))]

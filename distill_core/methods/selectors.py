@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..archetypes import squared_distances as pairwise_sq_dists
 from ..errors import InvalidInputError
 from ..summary import Summary
 from .base import Method, MethodConfig, register_method
@@ -60,14 +61,6 @@ class FacilityConfig(SelectorConfig):
         super().validate()
         if self.max_pool < 1:
             raise InvalidInputError("max_pool must be at least 1")
-
-
-def pairwise_sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances between the rows of a and b (float64, clipped at 0)."""
-    a = a.astype(np.float64, copy=False)
-    b = b.astype(np.float64, copy=False)
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.maximum(d, 0.0)
 
 
 # ------------------------------------------------------------------------------- selection algorithms
