@@ -16,9 +16,13 @@ Usage::
     draw = aug.draw(generator)              # one draw of parameters ...
     x_real, x_syn = draw(x_real), draw(x_syn)   # ... applied to both batches
     groups = aug.draw(generator, groups=10) # one draw per class, applied with draw(x, group=labels)
-    x = aug(x, generator)                   # `evaluate.Augment`: fresh parameters for every image
+    x = aug(x, generator)                   # `evaluate.Augment`: one family per batch, fresh parameters per image
 
 Images are augmented in whatever space they are given (the distillers use the normalised space, as DSA does).
+
+`DCAugment` is the other augmentation the field evaluates with: DC's crop / scale / rotate, which the DC authors'
+code applies (one transformation per image, drawn at random) when training networks on DC's MNIST images.
+Both describe themselves (`describe()`: name and parameters) so every evaluation record can say what it used.
 """
 from __future__ import annotations
 
@@ -99,6 +103,8 @@ class AugmentDraw:
 class SiameseAugment:
     """Draws DSA parameters; also an `evaluate.Augment` (fresh parameters per image) when called directly."""
 
+    name = "dsa"
+
     def __init__(self, params: DSAParams | None = None):
         self.params = params or DSAParams()
 
@@ -142,13 +148,141 @@ class SiameseAugment:
         return AugmentDraw(families, params, g)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Augment a training batch with independent parameters per image (for evaluate_summary(augment=...))."""
+        """Augment a training batch for evaluation: in `single` mode one family for the batch (as DSA's code
+        does when it trains networks), with independent parameters per image, fresh for every batch."""
         return self.draw(generator, groups=len(x)).apply(x)
+
+    def describe(self) -> dict:
+        """Name and parameters, for evaluation records."""
+        p = self.params
+        return {"name": self.name, "strategy": "_".join(p.strategy), "mode": p.mode, "brightness": p.brightness,
+                "saturation": p.saturation, "contrast": p.contrast, "crop": p.crop, "cutout": p.cutout,
+                "scale": p.scale, "rotate": p.rotate}
 
 
 def dsa_augment(dataset_name: str) -> SiameseAugment:
     """The `Augment` callable for evaluation with DSA (the `paper` protocol then trains 1000 epochs)."""
     return SiameseAugment.for_dataset(dataset_name)
+
+
+# ------------------------------------------------------------------------------- DC's crop/scale/rotate
+
+DC_FAMILIES: tuple[str, ...] = ("crop", "scale", "rotate")
+
+
+@dataclass(frozen=True)
+class DCAugParams:
+    """DC's evaluation augmentation (the DC authors' `get_daparam` values): each image gets one of `strategy`.
+
+    crop: pad by `crop` pixels with the batch's channel means and cut back at a random offset (shifts of
+    −crop … crop−1 pixels); scale: resize each axis by a factor in [1 − scale, 1 + scale] about the centre
+    (zeros outside); rotate: a whole number of degrees in [−rotate, rotate), filled with the mean pixel value.
+    """
+
+    strategy: tuple[str, ...] = DC_FAMILIES
+    crop: int = 4
+    scale: float = 0.2
+    rotate: int = 45
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.strategy if f not in DC_FAMILIES]
+        if unknown or not self.strategy:
+            raise InvalidInputError(f"unknown DC augmentation {', '.join(unknown) or '(none)'}; "
+                                    f"choose from {', '.join(DC_FAMILIES)}")
+        if self.crop < 0 or not 0 <= self.scale < 1 or self.rotate < 0:
+            raise InvalidInputError("DC augmentation needs crop >= 0, 0 <= scale < 1 and rotate >= 0")
+
+
+class DCAugment:
+    """DC's crop/scale/rotate as an `evaluate.Augment`: one transformation per image, chosen at random.
+
+    Resampling is bilinear (DC's code resizes by nearest neighbour and rotates with a cubic spline); the ranges,
+    the choice of one transformation per image and the fill values follow DC's code.
+    """
+
+    name = "dc"
+
+    def __init__(self, params: DCAugParams | None = None):
+        self.params = params or DCAugParams()
+
+    def describe(self) -> dict:
+        p = self.params
+        return {"name": self.name, "strategy": "_".join(p.strategy), "crop": p.crop, "scale": p.scale,
+                "rotate": p.rotate}
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        p = self.params
+        n, _, h, w = x.shape
+        choice = torch.randint(len(p.strategy), (n,), generator=generator)
+        out = x.clone()
+        channel_mean = x.mean(dim=(0, 2, 3)).view(1, -1, 1, 1)
+        for k, fam in enumerate(p.strategy):
+            sel = torch.nonzero(choice == k, as_tuple=False).flatten()
+            m = len(sel)
+            if m == 0:
+                continue
+            xs = x[sel.to(x.device)]
+            if fam == "crop":
+                # padded side 2·crop: DC draws the cut's corner in [0, 2·crop), i.e. a shift in [−crop, crop)
+                dy = torch.randint(0, max(1, 2 * p.crop), (m,), generator=generator) - p.crop
+                dx = torch.randint(0, max(1, 2 * p.crop), (m,), generator=generator) - p.crop
+                xs = _shift_fill(xs, dy, dx, channel_mean)
+            elif fam == "scale":
+                lo, hi = 1.0 - p.scale, 1.0 + p.scale
+                sy = torch.rand(m, generator=generator) * (hi - lo) + lo
+                sx = torch.rand(m, generator=generator) * (hi - lo) + lo
+                zero = torch.zeros(m)
+                # the output samples the input at coordinates / factor: content grows by the factor
+                theta = torch.stack([torch.stack([1 / sx, zero, zero], 1), torch.stack([zero, 1 / sy, zero], 1)], 1)
+                xs = _affine(xs, theta.to(xs.device, xs.dtype))
+            elif fam == "rotate":
+                deg = torch.randint(-p.rotate, max(-p.rotate + 1, p.rotate), (m,), generator=generator).float()
+                a = deg * math.pi / 180.0
+                c, s, zero = torch.cos(a), torch.sin(a), torch.zeros(m)
+                theta = torch.stack([torch.stack([c, -s, zero], 1), torch.stack([s, c, zero], 1)], 1)
+                fill = channel_mean.mean()
+                xs = _affine(xs - fill, theta.to(xs.device, xs.dtype)) + fill
+            out[sel.to(x.device)] = xs
+        return out
+
+
+def _shift_fill(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """Translate image i by (dy[i], dx[i]) whole pixels (content moves down/right for positive shifts); the
+    uncovered border takes the per-channel `fill` value."""
+    n, c, h, w = x.shape
+    s = int(max(dy.abs().max(), dx.abs().max(), 0)) if n else 0
+    padded = (F.pad(x - fill, (s, s, s, s)) + fill) if s else x
+    rows = (s - dy.view(n, 1) + torch.arange(h).view(1, h)).to(x.device)
+    cols = (s - dx.view(n, 1) + torch.arange(w).view(1, w)).to(x.device)
+    idx_n = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+    idx_c = torch.arange(c, device=x.device).view(1, c, 1, 1)
+    return padded[idx_n, idx_c, rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]
+
+
+def dc_augment(dataset_name: str = "") -> DCAugment:  # noqa: ARG001 - one setting for every set DC augments
+    """The `Augment` callable for evaluating DC's images on MNIST-family digits (1000 epochs in `paper`)."""
+    return DCAugment()
+
+
+AUGMENTATIONS = {"dsa": dsa_augment, "dc": dc_augment}
+
+
+def make_augment(name: str, dataset_name: str):
+    """The evaluation augmentation called `name` ("dsa" | "dc") for a dataset, or None for "none"."""
+    if name == "none":
+        return None
+    if name not in AUGMENTATIONS:
+        raise InvalidInputError(f"unknown augmentation {name!r}; choose none, {', '.join(AUGMENTATIONS)}")
+    return AUGMENTATIONS[name](dataset_name)
+
+
+def describe_augment(augment) -> dict:
+    """Name and parameters of an augmentation callable (for records); {"name": "none"} for None."""
+    if augment is None:
+        return {"name": "none"}
+    if hasattr(augment, "describe"):
+        return dict(augment.describe())
+    return {"name": getattr(augment, "__name__", type(augment).__name__)}
 
 
 # ------------------------------------------------------------------------------------- the families

@@ -1,15 +1,30 @@
-"""Evaluation protocols: train fresh networks on a Summary and report test accuracy (mean ± std over reps).
+"""Evaluation protocols: train fresh networks on a Summary and report accuracy (mean ± std over reps).
 
 - `paper`: the field's protocol — ConvNet-3 width 128, instance norm, SGD lr 0.01, momentum 0.9, weight decay
-  5e-4, lr ÷10 at half, batch 256, 300 epochs (1000 when an augmentation such as DSA is used). For GPUs.
-- `quick`: the same recipe made CPU-friendly — width 64 and 150 epochs (500 with augmentation) — for the app and
-  the tests. Accuracy runs a few points under `paper`; use it to compare methods, not to quote papers.
+  5e-4, lr ÷10 at half, batch 256; 1000 epochs when the summary's method is evaluated with augmentation in the
+  field, 300 otherwise. For GPUs.
+- `quick`: the same semantics on a CPU budget — width 64, 300 epochs with augmentation, 150 without — for the app
+  and the tests. Accuracy runs a few points under `paper`; use it to compare methods, not to quote papers.
 - further protocols (e.g. `krr`, kernel ridge regression) register themselves with `register_protocol`.
 
-Soft (learned) labels are fitted with mean-squared error, hard labels with cross-entropy.
+What the field does per method and dataset is DATA (`AUGMENT_RULES`, `LEARNED_LR`, `KERNEL_LABEL_METHODS`),
+read by one function, `eval_policy(method, dataset, protocol)`:
+
+| summary of | augmentation | epochs (paper / quick) | lr | why |
+|---|---|---|---|---|
+| dsa, dm, mtt | DSA, all families but flip on digit sets | 1000 / 300 | mtt: its learned `syn_lr` | their authors' code |
+| dc on mnist, mnist-5k | DC's crop/scale/rotate | 1000 / 300 | 0.01 | DC's code augments MNIST only |
+| dc elsewhere (e.g. fashion-mnist) | none | 300 / 150 | 0.01 | DC's code |
+| kip, ls (kernel images) | none | 300 / 150 | 0.01 | the KIP paper trains networks on its images plainly |
+| selectors (random, herding, …) | none | 300 / 150 | 0.01 | real images; the field's coreset baselines |
+
+Labels: hard labels train with cross-entropy; soft labels of kernel methods (KIP's and Label Solve's centred
+regression targets) with mean-squared error, as the KIP paper does; other soft labels with soft cross-entropy
+(KL divergence to the targets, as DD-Ranking does). `label_loss` forces one; the record states which was used.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
@@ -18,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .augment import describe_augment, make_augment
 from .data import ImageSet
 from .device import make_generator, resolve_device
 from .errors import InvalidInputError, UnknownNameError
@@ -25,6 +41,8 @@ from .models import MODELS, build_seeded
 from .summary import Summary
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+SPLITS = ("test", "val")
+LABEL_LOSSES = ("auto", "ce", "mse", "soft_ce")
 
 
 @dataclass(frozen=True)
@@ -47,9 +65,82 @@ class NetworkProtocol:
 PROTOCOLS: dict[str, NetworkProtocol] = {
     "paper": NetworkProtocol("paper", "ConvNet-3 width 128, SGD 0.01, 300 epochs (1000 with augmentation); for GPUs",
                              reps=5),
-    "quick": NetworkProtocol("quick", "ConvNet-3 width 64, SGD 0.01, 150 epochs (500 with augmentation); CPU-friendly",
-                             width=64, epochs=150, epochs_augmented=500, reps=3),
+    "quick": NetworkProtocol("quick", "ConvNet-3 width 64, SGD 0.01, 150 epochs (300 with augmentation); CPU-friendly",
+                             width=64, epochs=150, epochs_augmented=300, reps=3),
 }
+
+
+# ------------------------------------------------------------------------------ the field's policy, as data
+
+@dataclass(frozen=True)
+class AugmentRule:
+    """Summaries of `methods` (on `datasets`; None: every dataset) are evaluated with `augmentation`."""
+
+    methods: tuple[str, ...]
+    augmentation: str
+    datasets: Optional[tuple[str, ...]]
+    why: str
+
+
+AUGMENT_RULES: tuple[AugmentRule, ...] = (
+    AugmentRule(("dsa", "dm", "mtt"), "dsa", None,
+                "DSA, DM and MTT train their evaluation networks with DSA augmentation (their authors' code)"),
+    AugmentRule(("dc",), "dc", ("mnist", "mnist-5k"),
+                "DC's code (get_daparam) trains networks on its MNIST images with crop/scale/rotate"),
+)
+# Why a summary gets no augmentation, by method (the first rule that matches wins; then this; then the default).
+NO_AUGMENT_WHY: dict[str, str] = {
+    "dc": "DC's code augments MNIST only: none on Fashion-MNIST and the other sets",
+    "kip": ("KIP's images are learned for a kernel without augmentation, and the KIP paper trains networks on them "
+            "plainly"),
+    "ls": "Label Solve's labels are solved for a kernel, judged like KIP's: no augmentation",
+}
+NO_AUGMENT_DEFAULT = "real images (selectors): trained plainly, as the field's coreset baselines are"
+# Methods whose summaries carry a learned training learning rate in meta[key] (MTT's code evaluates with it).
+LEARNED_LR: dict[str, str] = {"mtt": "syn_lr"}
+# Methods whose soft labels are kernel-regression targets (centred one-hot, learned or solved): fitted with MSE.
+KERNEL_LABEL_METHODS = frozenset({"kip", "ls"})
+
+
+@dataclass(frozen=True)
+class EvalPolicy:
+    """What a network protocol does with one method's summaries on one dataset."""
+
+    method: str
+    dataset: str
+    protocol: str
+    augmentation: str          # "dsa" | "dc" | "none"
+    epochs: int
+    lr_from: Optional[str]     # meta key of a learned learning rate (e.g. "syn_lr"), else None: the protocol's lr
+    soft_label_loss: str       # what soft labels train with under label_loss="auto" ("mse" | "soft_ce")
+    why: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def eval_policy(method: str, dataset: str, protocol: str = "quick") -> EvalPolicy:
+    """The field's evaluation of `method`'s summaries on `dataset` under a network protocol (read from the
+    tables above): augmentation, epochs, where the learning rate comes from, the soft-label loss, and why."""
+    if protocol not in PROTOCOLS:
+        raise UnknownNameError(f"{protocol!r} is not a network protocol; choose one of {', '.join(PROTOCOLS)}")
+    proto = PROTOCOLS[protocol]
+    aug, why = "none", NO_AUGMENT_WHY.get(method, NO_AUGMENT_DEFAULT)
+    for rule in AUGMENT_RULES:
+        if method in rule.methods and (rule.datasets is None or dataset in rule.datasets):
+            aug, why = rule.augmentation, rule.why
+            break
+    epochs = proto.epochs_augmented if aug != "none" else proto.epochs
+    soft = "mse" if method in KERNEL_LABEL_METHODS else "soft_ce"
+    return EvalPolicy(method, dataset, protocol, aug, epochs, LEARNED_LR.get(method), soft, why)
+
+
+def policy_table(dataset: str, methods: list[str] | None = None, protocol: str = "paper") -> list[dict]:
+    """`eval_policy` for every registered method (or `methods`) on one dataset: rows for the app and the CLI."""
+    if methods is None:
+        from .methods import METHODS
+        methods = sorted(METHODS)
+    return [eval_policy(m, dataset, protocol).to_dict() for m in methods]
 
 
 @dataclass
@@ -73,7 +164,7 @@ CUSTOM_PROTOCOLS: dict[str, tuple[EvalFn, str]] = {}
 
 
 def register_protocol(name: str, fn: EvalFn, description: str) -> None:
-    """Register a non-network protocol: fn(summary, dataset, *, device, seed, reps, model) -> EvalResult."""
+    """Register a non-network protocol: fn(summary, dataset, *, device, seed, reps, model, split) -> EvalResult."""
     CUSTOM_PROTOCOLS[name] = (fn, description)
 
 
@@ -82,7 +173,51 @@ def protocol_names() -> list[str]:
     return list(PROTOCOLS) + list(CUSTOM_PROTOCOLS)
 
 
+# ---------------------------------------------------------------------------------------- labels and losses
+
+def _is_distribution(labels: torch.Tensor, tol: float = 1e-3) -> bool:
+    return bool((labels >= -tol).all() and torch.allclose(labels.sum(1), torch.ones(len(labels)), atol=tol))
+
+
+def resolve_label_loss(label_loss: str, summary: Summary) -> str:
+    """"auto" -> ce for hard labels; mse for kernel methods' soft labels (and any soft labels that are not class
+    probabilities: regression targets); soft_ce for other soft labels. An explicit choice is kept as it is."""
+    if label_loss not in LABEL_LOSSES:
+        raise InvalidInputError(f"label_loss must be one of {', '.join(LABEL_LOSSES)}, got {label_loss!r}")
+    if label_loss != "auto":
+        if label_loss == "soft_ce" and summary.soft and not _is_distribution(summary.labels.float()):
+            raise InvalidInputError("soft_ce needs soft labels that are class probabilities (non-negative, rows "
+                                    "summing to 1); these are regression targets: use label_loss='mse'")
+        return label_loss
+    if not summary.soft:
+        return "ce"
+    if summary.method in KERNEL_LABEL_METHODS or not _is_distribution(summary.labels.float()):
+        return "mse"
+    return "soft_ce"
+
+
+def label_targets(summary: Summary, label_loss: str) -> torch.Tensor:
+    """The training targets for a resolved label loss: class indices (ce), or K×C float targets (mse: the soft
+    labels as they are, one-hot for hard labels; soft_ce: the class probabilities, one-hot for hard labels)."""
+    if label_loss == "ce":
+        return summary.hard_labels.long()
+    if summary.soft:
+        return summary.labels.float()
+    return F.one_hot(summary.labels.long(), summary.num_classes).float()
+
+
+def label_loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """ce: cross-entropy on class indices; mse: mean-squared error to the targets; soft_ce: cross-entropy to
+    probability targets (the KL divergence to them up to a constant, so the same gradients)."""
+    if name == "mse":
+        return F.mse_loss
+    if name in ("ce", "soft_ce"):
+        return F.cross_entropy  # with float targets, torch's cross-entropy takes them as probabilities
+    raise InvalidInputError(f"unknown label loss {name!r}; choose one of {', '.join(LABEL_LOSSES[1:])}")
+
+
 def _loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The default when no loss is named: cross-entropy for class indices, MSE for K×C targets."""
     if targets.dim() == 2:
         return F.mse_loss(logits, targets)
     return F.cross_entropy(logits, targets)
@@ -102,42 +237,114 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
 
 def train_network(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, protocol: NetworkProtocol,
                   epochs: int, generator: torch.Generator, augment: Optional[Augment] = None,
-                  should_stop: Callable[[], bool] | None = None, lr_decay: bool = True) -> torch.nn.Module:
-    """SGD with momentum and weight decay, lr ÷10 at half the epochs (unless lr_decay=False, e.g. for the short
-    inner loops of the distillers), shuffled mini-batches (x normalised)."""
+                  should_stop: Callable[[], bool] | None = None, lr_decay: bool = True, lr: float | None = None,
+                  loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                  on_epoch_end: Callable[[int, torch.optim.Optimizer], None] | None = None) -> torch.nn.Module:
+    """SGD with momentum and weight decay at `lr` (default: the protocol's), lr ÷10 at half the epochs (unless
+    lr_decay=False, e.g. for the short inner loops of the distillers), shuffled mini-batches (x normalised), each
+    augmented afresh when `augment` is given. `on_epoch_end(epoch, optimizer)` is called after every epoch."""
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+    base_lr = float(protocol.lr if lr is None else lr)
+    loss_fn = loss_fn or _loss
+    opt = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=protocol.momentum,
                           weight_decay=protocol.weight_decay)
     model.train()
     n = len(x)
     for epoch in range(epochs):
         if lr_decay and epoch == epochs // 2:
             for group in opt.param_groups:
-                group["lr"] = protocol.lr * 0.1
+                group["lr"] = base_lr * 0.1
         order = torch.randperm(n, generator=generator).to(device)
         for i in range(0, n, protocol.batch_size):
             idx = order[i:i + protocol.batch_size]
             xb = x[idx]
             if augment is not None:
                 xb = augment(xb, generator)
-            loss = _loss(model(xb), y[idx])
+            loss = loss_fn(model(xb), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, opt)
         if should_stop is not None and should_stop():
             break
     return model
 
 
+# ------------------------------------------------------------------------------------------ records
+
+def split_data(dataset: ImageSet, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (pixel space) and labels of the evaluation split: "test" or "val"."""
+    if split not in SPLITS:
+        raise InvalidInputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if callable(getattr(dataset, "split", None)):
+        return dataset.split(split)
+    if split == "test":
+        return dataset.x_test, dataset.y_test
+    x_val, y_val = getattr(dataset, "x_val", None), getattr(dataset, "y_val", None)
+    if x_val is None or y_val is None:
+        raise InvalidInputError(f"{dataset.name} has no validation split")
+    return x_val, y_val
+
+
+def architecture_name(model: str, width: int, depth: int) -> str:
+    """'convnet-64x3', 'mlp-128x3'; LeNet has a fixed shape: 'lenet'."""
+    return model if model == "lenet" else f"{model}-{width}x{depth}"
+
+
+def distill_architecture(summary: Summary) -> str:
+    """The network (or kernel) a summary was made with, from its meta: 'convnet-32x3', 'ntk-fc3 kernel',
+    'pixels (selection space)'; 'unknown' when the meta does not say."""
+    meta = summary.meta or {}
+    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    kernel = meta.get("kernel")
+    if isinstance(kernel, dict):
+        name = kernel.get("name", "kernel")
+        return "rbf kernel" if name == "rbf" else f"{name}-fc{kernel.get('depth', '?')} kernel"
+    if "width" in cfg and "depth" in cfg:
+        return architecture_name("convnet", int(cfg["width"]), int(cfg["depth"]))
+    if "space" in cfg:
+        return f"{cfg['space']} (selection space)"
+    return "unknown"
+
+
+def learned_lr(summary: Summary, policy: EvalPolicy) -> float | None:
+    """The summary's learned training learning rate when its method has one (MTT's syn_lr) and it is valid."""
+    if policy.lr_from is None:
+        return None
+    value = (summary.meta or {}).get(policy.lr_from)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return float(value)
+    return None
+
+
+def _resolve_augment(augment, policy: EvalPolicy, dataset_name: str) -> tuple[Optional[Augment], str]:
+    """augment="auto" -> the policy's; None -> none; "dsa" | "dc" | "none" -> that one; a callable -> it."""
+    if isinstance(augment, str):
+        if augment == "auto":
+            return make_augment(policy.augmentation, dataset_name), "policy"
+        return make_augment(augment, dataset_name), "forced"
+    if augment is None:
+        return None, "forced"
+    if callable(augment):
+        return augment, "forced"
+    raise InvalidInputError(f"augment must be 'auto', None, 'dsa', 'dc', 'none' or a callable, got {augment!r}")
+
+
 def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick", model: str = "convnet",
                      reps: int | None = None, seed: int = 0, device: str | torch.device = "auto",
-                     augment: Optional[Augment] = None, epochs: int | None = None,
-                     on_model_done: Callable[[int, float], None] | None = None,
-                     should_stop: Callable[[], bool] | None = None) -> EvalResult:
-    """Train `reps` freshly initialised networks on the summary; mean ± std of their test accuracy.
+                     augment: object = "auto", epochs: int | None = None, split: str = "test",
+                     label_loss: str = "auto", on_model_done: Callable[[int, float], None] | None = None,
+                     should_stop: Callable[[], bool] | None = None,
+                     on_epoch_end: Callable[[int, torch.optim.Optimizer], None] | None = None) -> EvalResult:
+    """Train `reps` freshly initialised networks on the summary; mean ± std of their accuracy on `split`.
 
-    Rep r uses seed `seed + r` for both its initialisation and its batch order, so results repeat exactly.
+    `augment="auto"`, the epochs and the learning rate follow `eval_policy(summary.method, dataset.name,
+    protocol)`; `augment=None` forces none, a name or a callable forces that one (epochs then follow whether
+    there is an augmentation). `label_loss`: "auto" | "ce" | "mse" | "soft_ce" (see `resolve_label_loss`).
+    Rep r uses seed `seed + r` for its initialisation, batch order and augmentation, so results repeat exactly.
+    `details` records everything that decides the figure (augmentation, epochs, lr, architectures, loss, split).
     """
     names = protocol_names()
     if protocol not in names:
@@ -146,6 +353,10 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
         raise UnknownNameError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     if reps is not None and (isinstance(reps, bool) or int(reps) < 1):
         raise InvalidInputError(f"reps must be a positive whole number, got {reps}")
+    if epochs is not None and (isinstance(epochs, bool) or int(epochs) < 1):
+        raise InvalidInputError(f"epochs must be a positive whole number, got {epochs}")
+    if split not in SPLITS:
+        raise InvalidInputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if tuple(summary.images.shape[1:]) != dataset.image_shape:
         raise InvalidInputError(f"the summary's images are {tuple(summary.images.shape[1:])} but {dataset.name} "
                                 f"has {dataset.image_shape}")
@@ -154,29 +365,60 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
                                 f"{dataset.num_classes}")
     if not torch.isfinite(summary.images).all():
         raise InvalidInputError("the summary's images contain NaN or infinite values")
+    if summary.soft and not torch.isfinite(summary.labels).all():
+        raise InvalidInputError("the summary's labels contain NaN or infinite values")
     dev = resolve_device(device)
     if protocol in CUSTOM_PROTOCOLS:
         fn, _ = CUSTOM_PROTOCOLS[protocol]
-        return fn(summary, dataset, device=dev, seed=seed, reps=reps, model=model)
+        return fn(summary, dataset, device=dev, seed=seed, reps=reps, model=model, split=split)
 
     proto = PROTOCOLS[protocol]
+    policy = eval_policy(summary.method, dataset.name, protocol)
+    aug, aug_source = _resolve_augment(augment, policy, dataset.name)
+    loss_name = resolve_label_loss(label_loss, summary)
     reps = int(reps or proto.reps)
-    n_epochs = int(epochs or (proto.epochs_augmented if augment is not None else proto.epochs))
+    if epochs is not None:
+        n_epochs = int(epochs)
+    else:
+        n_epochs = proto.epochs_augmented if aug is not None else proto.epochs
+    lr = learned_lr(summary, policy)
+    lr_source = f"summary meta {policy.lr_from} (learned)" if lr is not None else "protocol"
+    lr = proto.lr if lr is None else lr
+    x_eval, y_eval = split_data(dataset, split)
     x = dataset.normalize(summary.images.float())
-    y = summary.labels.float() if summary.soft else summary.labels.long()
-    x_test = dataset.normalize(dataset.x_test)
+    y = label_targets(summary, loss_name)
+    x_eval = dataset.normalize(x_eval)
+    loss_fn = label_loss_fn(loss_name)
     accs: list[float] = []
     start = time.perf_counter()
     for r in range(reps):
         net = build_seeded(dataset, model, seed=seed + r, device=dev, width=proto.width, depth=proto.depth)
         gen = make_generator(seed + r)
-        train_network(net, x, y, proto, n_epochs, gen, augment=augment, should_stop=should_stop)
-        accs.append(accuracy(net, x_test, dataset.y_test))
+        train_network(net, x, y, proto, n_epochs, gen, augment=aug, should_stop=should_stop, lr=lr,
+                      loss_fn=loss_fn, on_epoch_end=on_epoch_end)
+        accs.append(accuracy(net, x_eval, y_eval))
         if on_model_done is not None:
             on_model_done(r, accs[-1])
         if should_stop is not None and should_stop():
             break
     seconds = time.perf_counter() - start
+    details = {
+        "split": split,
+        "augmentation": describe_augment(aug),
+        "augmentation_source": aug_source,
+        "epochs": n_epochs,
+        "lr": lr,
+        "lr_source": lr_source,
+        "lr_schedule": "÷10 at half",
+        "momentum": proto.momentum,
+        "weight_decay": proto.weight_decay,
+        "batch_size": proto.batch_size,
+        "width": proto.width,
+        "depth": proto.depth,
+        "eval_model": architecture_name(model, proto.width, proto.depth),
+        "distill_model": distill_architecture(summary),
+        "label_loss": loss_name,
+        "policy": policy.why,
+    }
     return EvalResult(protocol, model, len(accs), float(np.mean(accs)), float(np.std(accs)), accs, seconds,
-                      seconds / max(1, len(accs)), {"epochs": n_epochs, "augment": augment is not None,
-                                                    "width": proto.width, "depth": proto.depth})
+                      seconds / max(1, len(accs)), details)

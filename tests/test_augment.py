@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distill_core.augment import (FAMILIES, AugmentDraw, DSAParams, SiameseAugment, dsa_augment, strategy_for)
+from distill_core.augment import (FAMILIES, AugmentDraw, DCAugment, DCAugParams, DSAParams, SiameseAugment,
+                                  describe_augment, dsa_augment, make_augment, strategy_for)
 from distill_core.errors import InvalidInputError
 
 
@@ -121,4 +122,71 @@ def test_evaluate_summary_accepts_the_augment(digits):
 
     summary = create_method("random", digits, 2, seed=0).summary()
     result = evaluate_summary(summary, digits, "quick", reps=1, device="cpu", augment=dsa_augment("digits"), epochs=3)
-    assert result.details["augment"] is True and result.details["epochs"] == 3 and 0 <= result.acc_mean <= 1
+    assert result.details["augmentation"] == dsa_augment("digits").describe() and result.details["epochs"] == 3
+    assert result.details["augmentation_source"] == "forced" and 0 <= result.acc_mean <= 1
+
+
+def test_dsa_for_evaluation_draws_one_family_per_batch_and_fresh_parameters_per_call():
+    aug = SiameseAugment.for_dataset("mnist-5k")
+    gen = torch.Generator().manual_seed(0)
+    families = {aug.draw(gen, groups=8).families for _ in range(200)}
+    assert families == {(f,) for f in strategy_for("mnist-5k")}  # one family per batch, flip never on digits
+    x = _images(8)
+    first, second = aug(x, gen), aug(x, gen)
+    assert not torch.allclose(first, second)
+    assert describe_augment(aug)["strategy"] == "color_crop_cutout_scale_rotate"
+    assert describe_augment(None) == {"name": "none"}
+
+
+# ----------------------------------------------------------------------------------- DC's crop/scale/rotate
+
+def _digit_like(n: int = 8, size: int = 28) -> torch.Tensor:
+    x = torch.zeros(n, 1, size, size)
+    x[:, :, 9:19, 9:19] = torch.rand(n, 1, 10, 10, generator=torch.Generator().manual_seed(0)) + 1.0
+    return x
+
+
+def test_dc_crop_shifts_whole_pixels_within_its_range_and_fills_with_the_mean():
+    x = _digit_like()
+    out = DCAugment(DCAugParams(strategy=("crop",)))(x, torch.Generator().manual_seed(0))
+    fill = x.mean()
+    shifts = set()
+    for i in range(len(x)):
+        found = None
+        for dy in range(-4, 4):
+            for dx in range(-4, 4):
+                padded = torch.nn.functional.pad(x[i] - fill, (4, 4, 4, 4)) + fill
+                if torch.allclose(out[i], padded[:, 4 - dy:32 - dy, 4 - dx:32 - dx], atol=1e-6):
+                    found = (dy, dx)
+        assert found is not None  # a whole-pixel shift by -4 ... 3 on each axis
+        shifts.add(found)
+    assert len(shifts) > 1  # each image gets its own shift
+
+
+def test_dc_scale_and_rotate_keep_their_ranges():
+    x = _digit_like(16)
+    gen = torch.Generator().manual_seed(1)
+    scaled = DCAugment(DCAugParams(strategy=("scale",)))(x, gen)
+    rows = ((scaled[:, 0] > 0.5).any(dim=2)).sum(dim=1).float()  # height of the square after scaling
+    assert rows.min() >= 10 * 0.8 - 1 and rows.max() <= 10 * 1.2 + 1 and rows.std() > 0
+    flat = torch.full((4, 1, 28, 28), 0.3)
+    rotated = DCAugment(DCAugParams(strategy=("rotate",)))(flat, gen)
+    assert torch.allclose(rotated, flat, atol=1e-5)  # the corners are filled with the mean pixel value
+    turned = DCAugment(DCAugParams(strategy=("rotate",)))(x, gen)
+    assert not torch.allclose(turned, x, atol=1e-3)
+
+
+def test_dc_augment_is_seeded_per_image_and_describes_dcs_settings():
+    x = _digit_like(32)
+    aug = DCAugment()
+    a = aug(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, aug(x, torch.Generator().manual_seed(3)))
+    assert not torch.equal(a, aug(x, torch.Generator().manual_seed(4)))
+    assert a.shape == x.shape and torch.isfinite(a).all()
+    # the DC authors' get_daparam: crop 4 px, scale ±0.2, rotate ±45°, one of crop/scale/rotate per image
+    assert aug.describe() == {"name": "dc", "strategy": "crop_scale_rotate", "crop": 4, "scale": 0.2, "rotate": 45}
+    assert isinstance(make_augment("dc", "mnist-5k"), DCAugment) and make_augment("none", "mnist-5k") is None
+    with pytest.raises(InvalidInputError, match="unknown augmentation"):
+        make_augment("mixup", "mnist-5k")
+    with pytest.raises(InvalidInputError, match="DC augmentation"):
+        DCAugParams(strategy=("flip",))

@@ -19,7 +19,7 @@ import torch
 
 from ..data import ImageSet
 from ..errors import InvalidInputError
-from ..evaluate import EvalResult, register_protocol
+from ..evaluate import EvalResult, register_protocol, split_data
 from ..kernels import KERNEL_NAMES, KernelSpec, krr_predict, ridge_solve
 from ..summary import Summary
 from .base import Method, MethodConfig, class_balanced_pick, register_method
@@ -177,8 +177,9 @@ class KIP(Method):
 # --------------------------------------------------------------------------------------- krr protocol
 
 def evaluate_krr(summary: Summary, dataset: ImageSet, *, device: torch.device | str = "cpu", seed: int = 0,
-                 reps: int | None = None, model: str = "convnet", block: int = 2048) -> EvalResult:
-    """Kernel ridge regression from the summary to the test set (float64); accuracy of the argmax.
+                 reps: int | None = None, model: str = "convnet", split: str = "test",
+                 block: int = 2048) -> EvalResult:
+    """Kernel ridge regression from the summary to the `split` set ("test" or "val", float64); accuracy of the argmax.
 
     The kernel and ridge come from the summary's meta when a KIP run recorded them, else KIP's defaults for the
     dataset — so every method's summary is judged by the same kernel KIP would use. Soft labels are regressed
@@ -195,12 +196,13 @@ def evaluate_krr(summary: Summary, dataset: ImageSet, *, device: torch.device | 
     y = summary.labels.double() if summary.soft else centred_one_hot(summary.labels, dataset.num_classes,
                                                                      torch.float64)
     x_s = dataset.normalize(summary.images.double()).to(dev)
-    x_q = dataset.normalize(dataset.x_test.double()).to(dev)
+    x_eval, y_eval = split_data(dataset, split)
+    x_q = dataset.normalize(x_eval.double()).to(dev)
     pred = krr_predict(spec, x_s, y.to(dev), x_q, ridge=ridge, dtype=torch.float64, block=block)
-    acc = float((pred.argmax(1).cpu() == dataset.y_test).double().mean())
+    acc = float((pred.argmax(1).cpu() == y_eval).double().mean())
     seconds = time.perf_counter() - start
     return EvalResult("krr", spec.label, 1, acc, 0.0, [acc], seconds, seconds,
-                      {"kernel": spec.to_dict(), "ridge": ridge, "support": len(summary)})
+                      {"kernel": spec.to_dict(), "ridge": ridge, "support": len(summary), "split": split})
 
 
 register_protocol("krr", evaluate_krr,
