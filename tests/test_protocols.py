@@ -67,16 +67,17 @@ def test_only_mtt_takes_a_learned_learning_rate_and_the_table_covers_every_metho
 # ------------------------------------------------------------------------ what evaluate_summary does with it
 
 def test_auto_augmentation_follows_the_policy_and_changes_training(digits):
-    base = create_method("random", digits, 2, seed=0).summary()
-    plain = evaluate_summary(base, digits, "quick", reps=1, device="cpu", epochs=15)
+    base = create_method("random", digits, 5, seed=0).summary()
+    plain = evaluate_summary(base, digits, "quick", reps=1, device="cpu", epochs=40)
     assert plain.details["augmentation"] == {"name": "none"}
     dsa = _as(base, "dsa")
-    augmented = evaluate_summary(dsa, digits, "quick", reps=1, device="cpu", epochs=15)
+    augmented = evaluate_summary(dsa, digits, "quick", reps=1, device="cpu", epochs=40)
     aug = augmented.details["augmentation"]
     assert aug["name"] == "dsa" and aug["strategy"] == "color_crop_cutout_scale_rotate"  # no flip on digits
     assert augmented.details["augmentation_source"] == "policy"
-    assert augmented.accs != plain.accs  # the same images, seeds and epochs: only the augmentation differs
-    forced_off = evaluate_summary(dsa, digits, "quick", reps=1, device="cpu", epochs=15, augment=None)
+    assert plain.acc_mean > 0.4 and augmented.acc_mean > 0.2  # both learn (chance: 0.1) ...
+    assert augmented.accs != plain.accs  # ... differently: the same images, seeds and epochs, only the augmentation
+    forced_off = evaluate_summary(dsa, digits, "quick", reps=1, device="cpu", epochs=40, augment=None)
     assert forced_off.accs == plain.accs and forced_off.details["augmentation_source"] == "forced"
 
 
@@ -173,11 +174,11 @@ def test_soft_ce_equals_ce_for_one_hot_targets(digits):
     idx = torch.tensor([0, 3, 3, 9, 1, 2])
     one_hot = torch.nn.functional.one_hot(idx, 10).float()
     assert torch.allclose(label_loss_fn("soft_ce")(logits, one_hot), label_loss_fn("ce")(logits, idx))
-    hard = create_method("random", digits, 3, seed=0).summary()
+    hard = create_method("random", digits, 5, seed=0).summary()
     soft = _as(hard, "random", labels=torch.nn.functional.one_hot(hard.labels, 10).float())
-    a = evaluate_summary(hard, digits, "quick", reps=1, device="cpu", epochs=20, label_loss="ce")
-    b = evaluate_summary(soft, digits, "quick", reps=1, device="cpu", epochs=20, label_loss="soft_ce")
-    assert a.accs == pytest.approx(b.accs, abs=2 / len(digits.y_test))
+    a = evaluate_summary(hard, digits, "quick", reps=1, device="cpu", epochs=40, label_loss="ce")
+    b = evaluate_summary(soft, digits, "quick", reps=1, device="cpu", epochs=40, label_loss="soft_ce")
+    assert a.acc_mean > 0.4 and a.accs == pytest.approx(b.accs, abs=2 / len(digits.y_test))
     assert b.details["label_loss"] == "soft_ce"
 
 
@@ -205,12 +206,12 @@ def _with_val(ds, shift_labels: bool):
 
 
 def test_split_val_evaluates_on_the_validation_data(digits):
-    summary = create_method("random", digits, 3, seed=0).summary()
+    summary = create_method("random", digits, 5, seed=0).summary()
     same, shifted = _with_val(digits, False), _with_val(digits, True)
-    test = evaluate_summary(summary, same, "quick", reps=1, device="cpu", epochs=20)
-    val = evaluate_summary(summary, same, "quick", reps=1, device="cpu", epochs=20, split="val")
+    test = evaluate_summary(summary, same, "quick", reps=1, device="cpu", epochs=40)
+    val = evaluate_summary(summary, same, "quick", reps=1, device="cpu", epochs=40, split="val")
     assert val.accs == test.accs and val.details["split"] == "val"
-    wrong = evaluate_summary(summary, shifted, "quick", reps=1, device="cpu", epochs=20, split="val")
+    wrong = evaluate_summary(summary, shifted, "quick", reps=1, device="cpu", epochs=40, split="val")
     assert test.acc_mean > 0.5 and wrong.acc_mean < 0.3  # labels one class off: the val data is what is scored
     with pytest.raises(InvalidInputError, match="split"):
         evaluate_summary(summary, same, "quick", split="train")
