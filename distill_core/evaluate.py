@@ -12,7 +12,7 @@ read by one function, `eval_policy(method, dataset, protocol)`:
 
 | summary of | augmentation | epochs (paper / quick) | lr | why |
 |---|---|---|---|---|
-| dsa, dm, mtt | DSA, all families but flip on digit sets | 1000 / 300 | mtt: its learned `syn_lr` | their authors' code |
+| dsa, dm, mtt | DSA (no flip on digit sets) | 1000 / 300 | mtt: its learned `syn_lr` | their authors' code |
 | dc on mnist, mnist-5k | DC's crop/scale/rotate | 1000 / 300 | 0.01 | DC's code augments MNIST only |
 | dc elsewhere (e.g. fashion-mnist) | none | 300 / 150 | 0.01 | DC's code |
 | kip, ls (kernel images) | none | 300 / 150 | 0.01 | the KIP paper trains networks on its images plainly |
@@ -319,7 +319,8 @@ def learned_lr(summary: Summary, policy: EvalPolicy) -> float | None:
     return None
 
 
-def _resolve_augment(augment, policy: EvalPolicy, dataset_name: str) -> tuple[Optional[Augment], str]:
+def _resolve_augment(augment: Augment | str | None, policy: EvalPolicy,
+                     dataset_name: str) -> tuple[Optional[Augment], str]:
     """augment="auto" -> the policy's; None -> none; "dsa" | "dc" | "none" -> that one; a callable -> it."""
     if isinstance(augment, str):
         if augment == "auto":
@@ -334,7 +335,7 @@ def _resolve_augment(augment, policy: EvalPolicy, dataset_name: str) -> tuple[Op
 
 def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick", model: str = "convnet",
                      reps: int | None = None, seed: int = 0, device: str | torch.device = "auto",
-                     augment: object = "auto", epochs: int | None = None, split: str = "test",
+                     augment: Augment | str | None = "auto", epochs: int | None = None, split: str = "test",
                      label_loss: str = "auto", on_model_done: Callable[[int, float], None] | None = None,
                      should_stop: Callable[[], bool] | None = None,
                      on_epoch_end: Callable[[int, torch.optim.Optimizer], None] | None = None) -> EvalResult:

@@ -1,4 +1,5 @@
-"""Models' shapes and normalisation, the training recipe observed while it runs, and that seeded evaluation\nrepeats exactly."""
+"""Models' shapes and normalisation, the training recipe observed while it runs, and that seeded evaluation
+repeats exactly."""
 from __future__ import annotations
 
 import pytest
@@ -39,7 +40,8 @@ def test_convnet_normalises_each_image_on_its_own():
     net = ConvNet(1, 10, 28, width=8, depth=3).eval()
     outputs: list[torch.Tensor] = []
     norm = next(m for m in net.modules() if isinstance(m, torch.nn.GroupNorm))
-    handle = norm.register_forward_hook(lambda m, inp, out: outputs.append(out.detach().clone()))  # before ReLU(inplace)
+    # a copy: the ReLU after the norm works in place
+    handle = norm.register_forward_hook(lambda m, inp, out: outputs.append(out.detach().clone()))
     gen = torch.Generator().manual_seed(1)
     batch = torch.randn(4, 1, 28, 28, generator=gen) * torch.tensor([0.5, 1.0, 5.0, 20.0]).view(4, 1, 1, 1)
     logits_batch = net(batch)

@@ -128,18 +128,20 @@ def test_mtt_summary_trains_at_its_learned_learning_rate(digits):
     assert lrs == pytest.approx([0.037, 0.037, 0.0037, 0.0037])
     assert result.details["lr"] == pytest.approx(0.037) and "syn_lr" in result.details["lr_source"]
     # another method's syn_lr is ignored; a broken one falls back to the protocol's lr
-    for summary in (_as(base, "dsa", syn_lr=0.037), _as(base, "mtt", syn_lr=float("nan")), _as(base, "mtt", syn_lr=-1.0)):
+    for summary in (_as(base, "dsa", syn_lr=0.037), _as(base, "mtt", syn_lr=float("nan")),
+                    _as(base, "mtt", syn_lr=-1.0)):
         lrs.clear()
         result = evaluate_summary(summary, digits, "quick", reps=1, device="cpu", epochs=2, on_epoch_end=record)
         assert lrs[0] == PROTOCOLS["quick"].lr and result.details["lr_source"] == "protocol"
 
 
 def test_the_record_states_every_setting(mnist5k):
-    summary = create_method("dm", mnist5k, 1, seed=0).summary()  # distilled by a ConvNet-3 of width 32
+    summary = create_method("dm", mnist5k, 1, seed=0).summary()  # distilled by a narrower ConvNet-3 (the config)
     result = evaluate_summary(summary, mnist5k, "quick", reps=1, device="cpu", epochs=1)
     d = result.details
     assert RECORD_FIELDS <= set(d)
-    assert d["distill_model"] == "convnet-{}x{}".format(summary.meta["config"]["width"], summary.meta["config"]["depth"])
+    cfg = summary.meta["config"]
+    assert d["distill_model"] == f"convnet-{cfg['width']}x{cfg['depth']}"
     assert d["eval_model"] == "convnet-64x3" and (d["width"], d["depth"]) == (64, 3)
     assert d["augmentation"]["name"] == "dsa" and d["label_loss"] == "ce" and d["split"] == "test"
     assert (d["epochs"], d["lr"], d["batch_size"]) == (1, 0.01, 256)
