@@ -114,7 +114,7 @@ class EvalPolicy:
     augmentation: str          # "dsa" | "dc" | "none"
     epochs: int
     lr_from: Optional[str]     # meta key of a learned learning rate (e.g. "syn_lr"), else None: the protocol's lr
-    soft_label_loss: str       # what soft labels train with under label_loss="auto" ("mse" | "soft_ce")
+    soft_label_loss: str       # label_loss="auto" for soft labels that are class probabilities ("mse" | "soft_ce")
     why: str
 
     def to_dict(self) -> dict:
