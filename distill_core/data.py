@@ -54,6 +54,12 @@ class PixelStore:
         self._float = None if self.raw is not None else x
         self._lock = threading.Lock()
 
+    def __getstate__(self):  # picklable / deep-copyable (the lock is not): the bytes, or the floats
+        return self.raw if self.raw is not None else self._float
+
+    def __setstate__(self, state) -> None:
+        PixelStore.__init__(self, state)
+
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple((self.raw if self.raw is not None else self._float).shape)
