@@ -456,23 +456,35 @@ class DatasetFiles:
 
 
 def _idx_candidates(name: str, root: Path) -> list[tuple[Path, bool]]:
+    """Folders that may hold a set's four IDX files, in order, each with whether it is a system package's."""
     folder = _IDX_FOLDERS[name]
     dirs = [(root / folder / "raw", False), (root / folder, False), (root / name, False)]
+    if root.name in (name, folder):  # the data root is itself the set's flat folder (named after it)
+        dirs.insert(0, (root, False))
     return dirs + [(Path(d), True) for d in SYSTEM_DATA_DIRS.get(name, ())]
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # an unreadable folder on the way: the file is not usable either
+        return False
 
 
 def find_dataset_files(name: str, data_root: str | os.PathLike | None = None) -> DatasetFiles | None:
     """The files of a registry dataset that is read from disk, or None when they are not all there.
 
     The one place that decides availability: `dataset_available`, `list_datasets` and the loaders all use it.
-    MNIST family: the first folder holding all four IDX files (each raw or `.gz`, raw preferred) among
-    <root>/<TorchvisionName>/raw, <root>/<TorchvisionName>, <root>/<name>, then the system package folders."""
+    MNIST family: the first folder holding all four IDX files (each raw or `.gz`, raw preferred) among the root
+    itself when it is named after the set, <root>/<TorchvisionName>/raw, <root>/<TorchvisionName>, <root>/<name>,
+    then the system package folders. (A root not named after the set is not read as a flat folder: the three
+    sets share file names, so it would make all three "available" with the same images.)"""
     root = Path(data_root) if data_root else default_data_root()
     if name in _IDX_FOLDERS:
         for folder, system in _idx_candidates(name, root):
             found = {}
             for stem in IDX_FILES:
-                path = next((folder / f for f in (stem, f"{stem}.gz") if (folder / f).is_file()), None)
+                path = next((folder / f for f in (stem, f"{stem}.gz") if _is_file(folder / f)), None)
                 if path is None:
                     break
                 found[stem] = path
@@ -482,7 +494,7 @@ def find_dataset_files(name: str, data_root: str | os.PathLike | None = None) ->
     files = _TV_FILES.get(name)
     if files is None:
         return None
-    if all((root / f).is_file() for f in files):
+    if all(_is_file(root / f) for f in files):
         return DatasetFiles(root, {f: root / f for f in files})
     return None
 
@@ -530,7 +542,7 @@ def _missing_message(name: str, root: Path) -> str:
         folder = _IDX_FOLDERS[name]
         files = ", ".join(IDX_FILES)
         where = (f"place {', '.join(f'{folder}/raw/{f}' for f in IDX_FILES)} (raw or .gz) under {root}, "
-                 f"or the same four files in {root / name}")
+                 f"or the same four files in {root / name}/")
         debian = "".join(f", or install the Debian package dataset-{name} (it puts {files}.gz in {d})"
                          for d in SYSTEM_DATA_DIRS.get(name, ()))
         return (f"dataset '{name}' is not available offline: {where}{debian} "

@@ -287,6 +287,15 @@ def test_idx_files_load_raw_or_gz_in_both_layouts(tmp_path, no_system_package, n
     assert torch.equal(ds.y_test, torch.from_numpy(arrays["t10k-labels-idx1-ubyte"]))
 
 
+def test_data_root_named_after_the_set_is_its_flat_folder(tmp_path, no_system_package):
+    root = tmp_path / "fashion-mnist"
+    _idx_set(root, compress=True, seed=5)
+    assert len(load_dataset("fashion-mnist", data_root=root).y_test) == 20
+    # the three sets share file names: a folder named after one is not read as another
+    assert not dataset_available("mnist", root) and not dataset_available("kmnist", root)
+    assert not dataset_available("mnist", tmp_path)  # nor is a root holding fashion-mnist/ read as mnist
+
+
 def test_gz_only_data_root_is_available_and_loads(tmp_path, no_system_package):
     """Availability and loading agree: what `datasets` lists as available, `load_dataset` loads."""
     _idx_set(tmp_path / "FashionMNIST" / "raw", compress=True)
