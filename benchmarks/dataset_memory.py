@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--no-zca", action="store_true", help="skip fitting the ZCA variant")
     args = parser.parse_args()
 
-    import sklearn.model_selection  # noqa: F401 - imported before the baseline, as the loaders import it
+    import sklearn.model_selection  # noqa: F401 - imported before the baseline: the loaders import it too
     import torch
 
     from distill_core.data import load_dataset

@@ -378,8 +378,9 @@ def _from_arrays(name: str, images: np.ndarray, labels: np.ndarray, class_names:
     mean, std = _stats(stores["train"])
     info = dict(meta or {})
     info["indices"] = parts
-    return ImageSet(name, stores["train"], labels_of["train"], stores["test"], labels_of["test"],  # type: ignore[arg-type]
-                    class_names, mean, std, info, x_val=stores["val"], y_val=labels_of["val"])  # type: ignore[arg-type]
+    return ImageSet(name, stores["train"], labels_of["train"],  # type: ignore[arg-type]
+                    stores["test"], labels_of["test"], class_names, mean, std, info,  # type: ignore[arg-type]
+                    x_val=stores["val"], y_val=labels_of["val"])  # type: ignore[arg-type]
 
 
 def with_zca(ds: ImageSet, strength: float = ZCA_STRENGTH) -> ImageSet:

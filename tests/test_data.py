@@ -47,7 +47,8 @@ GOLDEN = {
     "fashion-mnist": {  # the official files; test positions count on from the 60,000 training images
         "scale": 255, "shape": (1, 28, 28), "mean": 0.2859482943177271, "std": 0.3530149892172818,
         "train": (54000, [5400] * 10, [0, 1, 2, 4, 5, 6], ["5bd44e331a6d6998", "9cf80d28fd40cb6b", "489c477715bd5275"]),
-        "val": (6000, [600] * 10, [3, 24, 29, 39, 40, 48], ["593ff8e28c45d2d3", "96166c6008880ed7", "e87017198a30a702"]),
+        "val": (6000, [600] * 10, [3, 24, 29, 39, 40, 48],
+                ["593ff8e28c45d2d3", "96166c6008880ed7", "e87017198a30a702"]),
         "test": (10000, [1000] * 10, [60000, 60001, 60002, 60003, 60004, 60005],
                  ["ffc7351ed0f8bae5", "25138519f4c25d3d", "0e65cd3713adf40e"]),
     },
@@ -271,8 +272,10 @@ def no_system_package(monkeypatch):
     monkeypatch.setattr(dmod, "SYSTEM_DATA_DIRS", {})
 
 
-@pytest.mark.parametrize("name,layout,compress", [("mnist", "MNIST/raw", False), ("fashion-mnist", "FashionMNIST/raw", True),
-                                                  ("kmnist", "kmnist", True), ("fashion-mnist", "fashion-mnist", False)])
+@pytest.mark.parametrize("name,layout,compress", [("mnist", "MNIST/raw", False),
+                                                  ("fashion-mnist", "FashionMNIST/raw", True),
+                                                  ("kmnist", "kmnist", True),
+                                                  ("fashion-mnist", "fashion-mnist", False)])
 def test_idx_files_load_raw_or_gz_in_both_layouts(tmp_path, no_system_package, name, layout, compress):
     arrays = _idx_set(tmp_path / layout, compress=compress)
     row = next(r for r in list_datasets(tmp_path) if r["name"] == name)
