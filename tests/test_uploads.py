@@ -52,8 +52,9 @@ def test_zip_of_three_classes_runs_a_distillation(tmp_path):
     ds = uploads.dataset_from_zip(_zip(_three_classes()), image_size=12, name="pets", filename="pets.zip")
     try:
         assert ds.name == "upload:pets (12px)" and ds.class_names == ["cat", "dog", "fox"]
-        assert ds.image_shape == (3, 12, 12) and len(ds.y_train) + len(ds.y_test) == 18
-        assert sum(ds.class_counts()) == 14 and min(ds.class_counts("test")) >= 1  # stratified 80/20
+        assert ds.image_shape == (3, 12, 12) and len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == 18
+        # stratified 80/20, then a tenth of the 14 training images for validation
+        assert sum(ds.class_counts()) == 13 and sum(ds.class_counts("val")) == 1 and min(ds.class_counts("test")) >= 1
         assert float(ds.x_train.min()) >= 0 and float(ds.x_train.max()) <= 1
         register_dataset(ds)
         assert load_dataset(ds.name) is ds
@@ -74,7 +75,7 @@ def test_wrapping_folder_junk_and_symlinks_are_looked_through():
                   "my-images/cat/.hidden.png": b"junk", "my-images/notes.txt": b"hello"})
     ds = uploads.dataset_from_zip(_zip(files, symlinks={"my-images/dog/link.png": "/etc/passwd"}), image_size=8)
     assert ds.class_names == ["cat", "dog", "fox"] and ds.channels == 1
-    assert len(ds.y_train) + len(ds.y_test) == 18 and ds.meta["skipped"] == []
+    assert len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == 18 and ds.meta["skipped"] == []
 
 
 def test_file_object_and_path_sources(tmp_path):
