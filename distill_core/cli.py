@@ -173,7 +173,7 @@ def cmd_experts(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"unknown expert setting {unknown[0]!r}; choose from {', '.join(EXPERT_SETTINGS)}")
     if args.dir is not None:
         params["experts_dir"] = args.dir
-    cfg = get_method("mtt").Config.from_overrides(dataset.name, params)  # mtt's defaults for this dataset
+    cfg = get_method("mtt").Config.from_overrides(dataset.name, params, profile=args.profile)  # mtt's defaults
     num = args.num if args.num is not None else cfg.num_experts
     epochs = args.epochs if args.epochs is not None else cfg.expert_train_epochs
     bar = _progress(num * epochs, "experts")
@@ -424,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an mtt setting that shapes the experts: width, depth, lr_teacher, dsa (repeatable)")
     p.add_argument("--dir", default=None, help="experts root (default $DISTILL_EXPERTS_DIR or "
                                                "~/.cache/distill-lab/experts)")
+    profile_arg(p)
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--image-size", type=int, default=32, help="side length for folder: datasets")
     common(p)
