@@ -14,7 +14,8 @@ through the student) blow up and the images diverge (dc at IPC 1: 20 % quick acc
 so dc, dsa and mtt use two blocks there. dm, whose network is never differentiated twice, keeps three.
 
 In the fast profile the experts' learning rate is 5× the paper's on the small sets so that a CPU-sized trajectory of
-6 epochs covers most of training (ConvNet-3 width 32 reaches 93–95 % on mnist-5k after 6 epochs at 0.05, ~85 % at 0.01).
+6 epochs covers most of training (ConvNet-3 width 32 reaches 93–95 % on mnist-5k after 6 epochs at 0.05, ~85 % at
+0.01).
 
 Steps: one `step()` is one update of the synthetic images. `default_steps` (what `distill` runs without
 --steps) is the profile's iterations at the run's IPC (`pipeline.default_steps`); the fast ones are sized so
