@@ -80,9 +80,9 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
+    from .bench import eval_seed
     from .data import load_dataset
     from .device import resolve_device
-    from .bench import eval_seed
     from .evaluate import evaluate_summary, protocol_names
     from .methods import create_method
     from .pipeline import Callbacks, DistillRun, default_steps
@@ -116,8 +116,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
         bar.close()
     out = Path(args.out) if args.out else default_runs_dir() / new_run_name(dataset.name, args.method, args.ipc)
     config = {"steps": run.step_index, "seed": args.seed, "device": device.type, "seconds": round(run.seconds, 3),
-              "profile": args.profile, "method_config": method.config.to_dict(), "data_root": args.data_root, "image_size": args.image_size,
-              "final_metrics": run.metrics[-1] if run.metrics else {}}
+              "profile": args.profile, "method_config": method.config.to_dict(), "data_root": args.data_root,
+              "image_size": args.image_size, "final_metrics": run.metrics[-1] if run.metrics else {}}
     out = save_run(out, summary, config, run.metrics, run.snapshots.to_tensors() if args.snapshots else None)
     payload: dict[str, Any] = {"method": args.method, "dataset": dataset.name, "ipc": args.ipc,
                                "steps": run.step_index, "seconds": round(run.seconds, 3), "device": device.type,
