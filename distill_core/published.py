@@ -1,7 +1,8 @@
 """Published test accuracies of ConvNet-3 trained on summaries, as data with their sources (for `reproduce`).
 
-Accuracies are fractions in [0, 1], like every accuracy the library reports. `std` is None where the source gives
-none (the DC/DSA repository's README tables give means only). `ipc` None is the whole training set.
+Accuracies are fractions in [0, 1], like every accuracy the library reports. `ipc` None is the whole training set.
+`std` is None where it is not stored: the DC/DSA repository's README tables give means only, and the papers' ±
+values are left out until they are checked against the papers themselves (a wrong spread is worse than none).
 """
 from __future__ import annotations
 
