@@ -40,6 +40,7 @@ def test_rows_carry_the_published_value_its_source_and_the_difference():
     assert table[4].startswith("| dm | 1 | n/a (stopped) | 70.7 | — |")
 
 
+@pytest.mark.slow  # one quick ConvNet evaluation on mnist-5k: ~40 s on a busy 2-core CPU
 def test_cli_reproduce_prints_ours_beside_the_published_values(mnist5k, capsys):
     assert main(["reproduce", "--dataset", "mnist-5k", "--methods", "random", "--ipc", "1", "--eval", "quick",
                  "--eval-reps", "1", "--device", "cpu", "--json"]) == 0
