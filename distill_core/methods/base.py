@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 
 import torch
 
+from .. import profiles
 from ..data import ImageSet
 from ..device import make_generator, resolve_device
 from ..errors import InvalidInputError, UnknownNameError
 from ..limits import LIMITS
-from .. import profiles
 from ..profiles import check_profile
 from ..summary import Summary
 
