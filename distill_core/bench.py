@@ -1,19 +1,36 @@
-"""Methods × IPCs on one dataset: same split and seeds, one evaluation protocol, a table of accuracy and time."""
+"""Methods × IPCs on one dataset: same split and seeds, one evaluation protocol, a table of accuracy and time.
+
+Every cell can run over several distillation seeds; a figure is then mean ± std over them, each seed judged by
+its own evaluation networks."""
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
+import numpy as np
+
 from .data import ImageSet
-from .errors import DistillError
+from .errors import DistillError, InvalidInputError
 from .evaluate import evaluate_summary
 from .methods import create_method, get_method
 from .pipeline import DistillRun, default_steps
+from .profiles import check_profile
+
+
+EVAL_SEED_STRIDE = 1000  # distillation seed s is judged by networks seeded s·1000, s·1000 + 1, ... (its own)
+
+
+def eval_seed(seed: int) -> int:
+    """The first evaluation-network seed of distillation seed `seed` (seed 0 -> 0, as it always was)."""
+    return int(seed) * EVAL_SEED_STRIDE
 
 
 @dataclass
 class BenchRow:
+    """One (method, IPC) cell. With one seed, acc_mean ± acc_std is over the evaluation networks (`accs`); with
+    several, over the seeds: each seed's own mean is in `seed_accs` (and its networks' accuracies in `seed_runs`)."""
+
     method: str
     ipc: int
     steps: int = 0
@@ -24,37 +41,83 @@ class BenchRow:
     eval_seconds: float = 0.0
     error: str | None = None
     accs: list[float] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    seed_accs: list[float] = field(default_factory=list)
+    seed_runs: list[list[float]] = field(default_factory=list)
+    spread: str = "reps"   # what acc_std is taken over: "reps" (one seed) or "seeds"
+    profile: str = "fast"
+    split: str = "test"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+def evaluate_kwargs(split: str) -> dict:
+    """`split` for evaluate_summary, passed only when it is not the default "test"."""
+    if split not in ("test", "val"):
+        raise InvalidInputError(f"split must be 'test' or 'val', got {split!r}")
+    return {} if split == "test" else {"split": split}
+
+
+def run_cell(dataset: ImageSet, name: str, ipc: int, steps: int | None = None, protocol: str = "quick",
+             reps: int | None = None, seeds: list[int] | None = None, device: str = "auto", profile: str = "fast",
+             split: str = "test", should_stop: Optional[Callable[[], bool]] = None) -> BenchRow:
+    """Distil and evaluate one (method, IPC) cell once per seed; seed s distils with seed s and is judged by its
+    own networks (seeded from `eval_seed(s)`). A cell the method cannot serve gets `error`."""
+    seeds = [0] if seeds is None else [int(s) for s in seeds]
+    row = BenchRow(name, int(ipc), seeds=seeds, profile=profile, split=split)
+    extra = evaluate_kwargs(split)
+    try:
+        for s in seeds:
+            if should_stop is not None and should_stop():
+                break
+            method = create_method(name, dataset, int(ipc), seed=s, device=device, profile=profile)
+            run = DistillRun(method, steps or default_steps(method))
+            run.run(should_stop=should_stop)
+            row.steps = run.step_index
+            row.distill_seconds = round(row.distill_seconds + run.seconds, 3)
+            t0 = time.perf_counter()
+            result = evaluate_summary(run.summary(), dataset, protocol, reps=reps, seed=eval_seed(s), device=device,
+                                      should_stop=should_stop, **extra)
+            row.eval_seconds = round(row.eval_seconds + time.perf_counter() - t0, 3)
+            row.seed_accs.append(float(result.acc_mean))
+            row.seed_runs.append([float(a) for a in result.accs])
+            row.reps = result.reps
+        if row.seed_accs:
+            row.seeds = seeds[:len(row.seed_accs)]
+            if len(row.seed_accs) == 1:
+                row.accs = list(row.seed_runs[0])
+                row.acc_mean, row.acc_std = row.seed_accs[0], float(np.std(row.accs))
+            else:
+                row.spread = "seeds"
+                row.accs = [a for run_accs in row.seed_runs for a in run_accs]
+                row.acc_mean, row.acc_std = float(np.mean(row.seed_accs)), float(np.std(row.seed_accs))
+    except DistillError as exc:
+        row.error = str(exc)
+    return row
+
+
 def run_bench(dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int | None = None,
               protocol: str = "quick", reps: int | None = None, seed: int = 0, device: str = "auto",
               on_row: Optional[Callable[[BenchRow], None]] = None,
-              should_stop: Optional[Callable[[], bool]] = None) -> list[BenchRow]:
-    """Run every (method, ipc) pair; a pair a method cannot serve (e.g. `mean` at IPC 10) gets `error`."""
+              should_stop: Optional[Callable[[], bool]] = None, seeds: int = 1, profile: str = "fast",
+              split: str = "test") -> list[BenchRow]:
+    """Run every (method, ipc) pair over `seeds` distillation seeds (seed, seed + 1, ...); a pair a method cannot
+    serve (e.g. `mean` at IPC 10) gets `error`."""
+    check_profile(profile)
+    evaluate_kwargs(split)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise InvalidInputError(f"seeds must be a positive whole number, got {seeds!r}")
     for name in methods:  # unknown names fail before any work is done
         get_method(name)
+    seed_list = list(range(int(seed), int(seed) + seeds))
     rows: list[BenchRow] = []
     for name in methods:
         for ipc in ipcs:
             if should_stop is not None and should_stop():
                 return rows
-            row = BenchRow(name, int(ipc))
-            try:
-                method = create_method(name, dataset, int(ipc), seed=seed, device=device)
-                run = DistillRun(method, steps or default_steps(method))
-                run.run(should_stop=should_stop)
-                row.steps, row.distill_seconds = run.step_index, round(run.seconds, 3)
-                t0 = time.perf_counter()
-                result = evaluate_summary(run.summary(), dataset, protocol, reps=reps, seed=seed, device=device,
-                                          should_stop=should_stop)
-                row.eval_seconds = round(time.perf_counter() - t0, 3)
-                row.acc_mean, row.acc_std, row.reps, row.accs = (result.acc_mean, result.acc_std, result.reps,
-                                                                 result.accs)
-            except DistillError as exc:
-                row.error = str(exc)
+            row = run_cell(dataset, name, int(ipc), steps, protocol, reps, seed_list, device, profile, split,
+                           should_stop)
             rows.append(row)
             if on_row is not None:
                 on_row(row)
@@ -62,7 +125,9 @@ def run_bench(dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int
 
 
 def markdown_table(rows: list[BenchRow], ipcs: list[int]) -> str:
-    """Rows = methods, one column per IPC: 'acc ± std (distill s + eval s)', or why the pair was skipped."""
+    """Rows = methods, one column per IPC: 'acc ± std (distill s + eval s)', or why the pair was skipped.
+
+    The ± is over the seeds when a row has several (see `BenchRow`), else over the evaluation networks."""
     methods = list(dict.fromkeys(r.method for r in rows))
     lookup = {(r.method, r.ipc): r for r in rows}
     head = "| method | " + " | ".join(f"IPC {i}" for i in ipcs) + " |"

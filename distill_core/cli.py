@@ -1,4 +1,4 @@
-"""The command line: datasets, methods, distill, evaluate, bench, experts (see DESIGN.md's CLI contract).
+"""The command line: datasets, methods, distill, evaluate, bench, reproduce, experts (see DESIGN.md's CLI contract).
 
 Errors exit non-zero with one line on stderr. With --json the last line printed on stdout is one JSON object.
 """
@@ -80,6 +80,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
+    from .bench import eval_seed
     from .data import load_dataset
     from .device import resolve_device
     from .evaluate import evaluate_summary, protocol_names
@@ -94,7 +95,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--eval-reps must be at least 1, got {args.eval_reps}")
     dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download, image_size=args.image_size)
     params = _parse_params(args.param, args.lr)
-    method = create_method(args.method, dataset, args.ipc, seed=args.seed, device=device, overrides=params)
+    method = create_method(args.method, dataset, args.ipc, seed=args.seed, device=device, overrides=params,
+                           profile=args.profile)
     steps = args.steps if args.steps is not None else default_steps(method)
     if args.snapshots < 0:
         raise InvalidInputError(f"--snapshots must be 0 or more, got {args.snapshots}")
@@ -114,15 +116,16 @@ def cmd_distill(args: argparse.Namespace) -> int:
         bar.close()
     out = Path(args.out) if args.out else default_runs_dir() / new_run_name(dataset.name, args.method, args.ipc)
     config = {"steps": run.step_index, "seed": args.seed, "device": device.type, "seconds": round(run.seconds, 3),
-              "method_config": method.config.to_dict(), "data_root": args.data_root, "image_size": args.image_size,
-              "final_metrics": run.metrics[-1] if run.metrics else {}}
+              "profile": args.profile, "method_config": method.config.to_dict(), "data_root": args.data_root,
+              "image_size": args.image_size, "final_metrics": run.metrics[-1] if run.metrics else {}}
     out = save_run(out, summary, config, run.metrics, run.snapshots.to_tensors() if args.snapshots else None)
     payload: dict[str, Any] = {"method": args.method, "dataset": dataset.name, "ipc": args.ipc,
                                "steps": run.step_index, "seconds": round(run.seconds, 3), "device": device.type,
-                               "out": str(out), "final_metrics": config["final_metrics"]}
+                               "profile": args.profile, "out": str(out), "final_metrics": config["final_metrics"]}
     text = f"{args.method} on {dataset.name}, IPC {args.ipc}: {run.step_index} steps in {run.seconds:.1f}s -> {out}"
     if args.eval:
-        result = evaluate_summary(summary, dataset, args.eval, reps=args.eval_reps, seed=args.seed, device=device)
+        result = evaluate_summary(summary, dataset, args.eval, reps=args.eval_reps, seed=eval_seed(args.seed),
+                                  device=device)
         evaluation = {"protocol": result.protocol, "model": result.model, "reps": result.reps,
                       "acc_mean": result.acc_mean, "acc_std": result.acc_std, "accs": result.accs,
                       "seconds": round(result.seconds, 3)}
@@ -170,7 +173,7 @@ def cmd_experts(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"unknown expert setting {unknown[0]!r}; choose from {', '.join(EXPERT_SETTINGS)}")
     if args.dir is not None:
         params["experts_dir"] = args.dir
-    cfg = get_method("mtt").Config.from_overrides(dataset.name, params)  # mtt's defaults for this dataset
+    cfg = get_method("mtt").Config.from_overrides(dataset.name, params, profile=args.profile)  # mtt's defaults
     num = args.num if args.num is not None else cfg.num_experts
     epochs = args.epochs if args.epochs is not None else cfg.expert_train_epochs
     bar = _progress(num * epochs, "experts")
@@ -188,10 +191,12 @@ def cmd_experts(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .bench import evaluate_kwargs
     from .data import load_dataset
     from .evaluate import evaluate_summary
     from .runs import add_evaluation, load_run
 
+    extra = evaluate_kwargs(args.split)
     record = load_run(args.run_dir, with_snapshots=False)
     cfg = record.config
     dataset = load_dataset(cfg["dataset"], data_root=args.data_root or cfg.get("data_root"),
@@ -199,52 +204,130 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if dataset.class_names != record.summary.class_names:
         raise InvalidInputError(f"the run's classes do not match dataset {dataset.name}'s classes")
     result = evaluate_summary(record.summary, dataset, args.protocol, model=args.model, reps=args.reps,
-                              seed=args.seed, device=args.device)
+                              seed=args.seed, device=args.device, **extra)
     evaluation = {"protocol": result.protocol, "model": result.model, "reps": result.reps,
                   "acc_mean": result.acc_mean, "acc_std": result.acc_std, "accs": result.accs,
-                  "seconds": round(result.seconds, 3)}
+                  "split": args.split, "seconds": round(result.seconds, 3)}
     add_evaluation(record.path, evaluation)
     payload = {"run": str(record.path), "method": cfg["method"], "dataset": cfg["dataset"], "ipc": cfg["ipc"],
                "eval": evaluation}
     text = (f"{cfg['method']} on {cfg['dataset']}, IPC {cfg['ipc']}: {result.protocol} ({result.model}, "
-            f"{result.reps} reps) {100 * result.acc_mean:.2f}% ± {100 * result.acc_std:.2f}")
+            f"{result.reps} reps, {args.split} split) {100 * result.acc_mean:.2f}% ± {100 * result.acc_std:.2f}")
     _emit(args, payload, text)
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import markdown_table, run_bench
+def _bench_rows(args: argparse.Namespace, protocol: str) -> tuple[Any, list[Any], Any, float]:
+    """Check bench/reproduce arguments, load the dataset, run the cells with a progress bar."""
+    from tqdm import tqdm
+
+    from .bench import evaluate_kwargs, run_bench
     from .data import load_dataset
     from .device import resolve_device
     from .evaluate import protocol_names
     from .methods import get_method
+    from .profiles import check_profile
 
     device = resolve_device(args.device)
-    if args.eval not in protocol_names():
-        raise InvalidInputError(f"unknown protocol {args.eval!r}; choose one of {', '.join(protocol_names())}")
+    check_profile(args.profile)
+    evaluate_kwargs(args.split)
+    if protocol not in protocol_names():
+        raise InvalidInputError(f"unknown protocol {protocol!r}; choose one of {', '.join(protocol_names())}")
     if any(i < 1 for i in args.ipc):
         raise InvalidInputError("every --ipc must be a positive whole number")
     if args.steps is not None and args.steps < 1:
         raise InvalidInputError(f"steps must be a positive whole number, got {args.steps}")
+    if args.seeds < 1:
+        raise InvalidInputError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.eval_reps is not None and args.eval_reps < 1:
+        raise InvalidInputError(f"--eval-reps must be at least 1, got {args.eval_reps}")
     for name in args.methods:
         get_method(name)
     dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download)
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(args.methods) * len(args.ipc), desc="bench", unit="run", file=sys.stderr, disable=None)
+    bar = tqdm(total=len(args.methods) * len(args.ipc), desc=args.command, unit="cell", file=sys.stderr,
+               disable=None)
     start = time.perf_counter()
     try:
-        rows = run_bench(dataset, args.methods, args.ipc, steps=args.steps, protocol=args.eval,
-                         reps=args.eval_reps, seed=args.seed, device=device, on_row=lambda r: bar.update(1))
+        rows = run_bench(dataset, args.methods, args.ipc, steps=args.steps, protocol=protocol,
+                         reps=args.eval_reps, seed=args.seed, device=device, on_row=lambda r: bar.update(1),
+                         seeds=args.seeds, profile=args.profile, split=args.split)
     finally:
         bar.close()
+    return dataset, rows, device, round(time.perf_counter() - start, 2)
+
+
+def _write_out(path: str | None, payload: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import markdown_table
+
+    dataset, rows, device, seconds = _bench_rows(args, args.eval)
     payload = {"dataset": dataset.name, "protocol": args.eval, "ipcs": args.ipc, "device": device.type,
-               "seconds": round(time.perf_counter() - start, 2), "rows": [r.to_dict() for r in rows]}
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+               "profile": args.profile, "split": args.split, "seeds": args.seeds, "seconds": seconds,
+               "rows": [r.to_dict() for r in rows]}
+    _write_out(args.out, payload)
     table = markdown_table(rows, args.ipc)
-    _emit(args, payload, f"{dataset.name}, protocol {args.eval} (accuracy %, distill + eval seconds)\n\n{table}")
+    spread = f"mean ± std over {args.seeds} seeds" if args.seeds > 1 else "mean ± std over the evaluation networks"
+    _emit(args, payload, f"{dataset.name}, protocol {args.eval}, profile {args.profile}, {args.split} split "
+                         f"(accuracy %, {spread}; distill + eval seconds)\n\n{table}")
+    return 0
+
+
+def reproduce_rows(rows: list[Any], dataset_name: str) -> list[dict[str, Any]]:
+    """Bench rows with the published value of each cell beside them: published, published_std, source and
+    diff = ours − published (fractions; None where there is no published value or no accuracy of ours)."""
+    from .published import published
+
+    out = []
+    for r in rows:
+        row = r.to_dict()
+        ref = published(dataset_name, r.method, r.ipc)
+        row["published"] = ref.acc if ref else None
+        row["published_std"] = ref.std if ref else None
+        row["source"] = ref.source if ref else None
+        row["diff"] = (round(r.acc_mean - ref.acc, 6) if ref is not None and r.acc_mean is not None else None)
+        out.append(row)
+    return out
+
+
+def reproduce_table(rows: list[dict[str, Any]]) -> str:
+    """One line per cell: ours, the published value, the difference (points) and the source; "—" where none."""
+    dash = "—"
+
+    def pct(v: float | None, std: float | None = None) -> str:
+        if v is None:
+            return dash
+        return f"{100 * v:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+
+    lines = ["| method | IPC | ours | published | diff | source |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        ours = f"n/a ({r['error']})" if r.get("error") else pct(r["acc_mean"], r["acc_std"])
+        diff = dash if r["diff"] is None else f"{100 * r['diff']:+.1f}"
+        lines.append(f"| {r['method']} | {r['ipc']} | {ours} | {pct(r['published'], r['published_std'])} | "
+                     f"{diff} | {r['source'] or dash} |")
+    return "\n".join(lines)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .published import whole_dataset
+
+    protocol = args.eval or "paper"
+    dataset, bench_rows, device, seconds = _bench_rows(args, protocol)
+    rows = reproduce_rows(bench_rows, dataset.name)
+    whole = whole_dataset(dataset.name)
+    payload = {"dataset": dataset.name, "protocol": protocol, "ipcs": args.ipc, "device": device.type,
+               "profile": args.profile, "split": args.split, "seeds": args.seeds, "seconds": seconds,
+               "whole_dataset": whole.to_dict() if whole else None, "rows": rows}
+    _write_out(args.out, payload)
+    text = (f"{dataset.name}: ours ({protocol} protocol, {args.profile} profile, {args.seeds} seed(s), "
+            f"{args.split} split) beside the published values (accuracy %)\n\n{reproduce_table(rows)}")
+    if whole is not None:
+        text += f"\n\nWhole training set, published: {100 * whole.acc:.1f} ({whole.source})"
+    _emit(args, payload, text)
     return 0
 
 
@@ -252,9 +335,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .device import DEVICE_CHOICES
+    from .profiles import PROFILES
 
     parser = _Parser(prog="python -m distill_core", description="distill-lab: dataset distillation from the shell")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def profile_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--profile", default="fast", choices=PROFILES,
+                       help="method settings and default steps: fast (CPU-sized) or paper (published; for GPUs)")
+
+    def split_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--split", default="test", choices=("test", "val"),
+                       help="evaluate on the test split (reported figures) or the validation split (tuning)")
 
     def common(p: argparse.ArgumentParser, data: bool = True) -> None:
         p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -277,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ipc", type=int, required=True, help="images per class")
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the method's)")
     p.add_argument("--seed", type=int, default=0)
+    profile_arg(p)
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--out", default=None, help="run folder to write (default runs/NAME)")
     p.add_argument("--eval", default=None, help="evaluate with this protocol after distilling (quick, paper, ...)")
@@ -294,22 +387,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="convnet", help="convnet, mlp or lenet (cross-architecture check)")
     p.add_argument("--reps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    split_arg(p)
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     common(p)
     p.set_defaults(func=cmd_evaluate)
 
+    def cells(p: argparse.ArgumentParser, eval_default: str | None, eval_help: str) -> None:
+        p.add_argument("--dataset", required=True)
+        p.add_argument("--ipc", type=int, nargs="+", required=True)
+        p.add_argument("--methods", nargs="+", required=True)
+        p.add_argument("--steps", type=int, default=None, help="steps for every distiller (default: the profile's)")
+        p.add_argument("--eval", default=eval_default, help=eval_help)
+        p.add_argument("--eval-reps", type=int, default=None, help="evaluation networks per seed")
+        p.add_argument("--seed", type=int, default=0, help="the first distillation seed")
+        p.add_argument("--seeds", type=int, default=1,
+                       help="distillation seeds per cell (seed, seed + 1, ...); figures are mean ± std over them")
+        profile_arg(p)
+        split_arg(p)
+        p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+        p.add_argument("--out", default=None, help="also write the results as JSON to this file")
+        common(p)
+
     p = sub.add_parser("bench", help="methods × IPCs on one dataset, one protocol; a markdown table")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--ipc", type=int, nargs="+", required=True)
-    p.add_argument("--methods", nargs="+", required=True)
-    p.add_argument("--steps", type=int, default=None, help="steps for every distiller (default: each method's)")
-    p.add_argument("--eval", default="quick", help="evaluation protocol")
-    p.add_argument("--eval-reps", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    p.add_argument("--out", default=None, help="also write the results as JSON to this file")
-    common(p)
+    cells(p, "quick", "evaluation protocol")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("reproduce", help="methods × IPCs under the paper protocol, beside the published values")
+    cells(p, None, "evaluation protocol (default paper; e.g. quick for a fast look)")
+    p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("experts", help="train (or reuse) the expert trajectories that `mtt` distils from")
     p.add_argument("--dataset", required=True)
@@ -319,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an mtt setting that shapes the experts: width, depth, lr_teacher, dsa (repeatable)")
     p.add_argument("--dir", default=None, help="experts root (default $DISTILL_EXPERTS_DIR or "
                                                "~/.cache/distill-lab/experts)")
+    profile_arg(p)
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--image-size", type=int, default=32, help="side length for folder: datasets")
     common(p)

@@ -137,4 +137,8 @@ class DistillRun:
 
 
 def default_steps(method: Method | type[Method]) -> int:
+    """Steps to run without an explicit count: for a method instance, its profile's iterations at its dataset and
+    IPC (`Method.profile_steps`); for a class, its class-level default."""
+    if isinstance(method, Method):
+        return max(1, method.profile_steps())
     return int(getattr(method, "default_steps", 1) or 1)

@@ -1,13 +1,14 @@
-"""What every network distiller (dm, dc, dsa, mtt) shares: seeds repeat, real or noise start, snapshots, defaults."""
+"""What every network distiller (dm, dc, dsa, mtt) shares: seeds repeat, real or noise start, snapshots, the
+profile's networks."""
 from __future__ import annotations
 
 import pytest
 import torch
 
+from distill_core import profiles
 from distill_core.methods import create_method
-from distill_core.methods._distiller import DEFAULTS, GROUPS, dataset_group
-from distill_core.methods.base import get_method
 from distill_core.pipeline import Callbacks, DistillRun
+from distill_core.profiles import PROFILES
 
 
 SMALL = {
@@ -79,19 +80,31 @@ def test_dsa_augments_real_and_synthetic_alike(digits):
     assert not torch.allclose(draw(x), x)
 
 
-def test_defaults_follow_the_table():
-    for name in ("dm", "dc", "dsa", "mtt"):
-        cls = get_method(name)
-        for dataset, group in list(GROUPS.items()) + [("folder:/x", "colour32")]:
-            assert dataset_group(dataset) == group
-            cfg = cls.Config.for_dataset(dataset)
-            for key, value in DEFAULTS[name][group].items():
-                assert getattr(cfg, key) == value, (name, dataset, key)
-            cfg.validate()
-    # the docstring's table states the same widths per group
-    import distill_core.methods._distiller as module
+@pytest.mark.parametrize("name", ["dm", "dc", "dsa", "mtt"])
+def test_the_networks_distilled_with_have_the_profiles_shape(name, digits, mnist5k):
+    """The networks a distiller draws have the width and depth its profile gives the dataset's family."""
+    for dataset in (digits, mnist5k):
+        for profile in PROFILES:
+            method = create_method(name, dataset, 1, seed=0, profile=profile)
+            want = profiles.settings(name, dataset.name, profile, 1)
+            conv = [m for m in method.fresh_network(seed=0).modules() if isinstance(m, torch.nn.Conv2d)]
+            assert len(conv) == want.get("depth", 3) and {c.out_channels for c in conv} == {want["width"]}
+            # the net classifies the dataset's images (a depth the images cannot take would fail here)
+            out = method.fresh_network(seed=0)(method.images[:2].detach())
+            assert out.shape == (2, dataset.num_classes) and torch.isfinite(out).all()
 
-    assert "| all | `width` (ConvNet-3 channels of the distilling networks) | 64 | 32 | 128 | 128 |" in module.__doc__
+
+def test_dm_real_batch_follows_the_profile(digits):
+    """dm pulls `batch_real` real images per class each step (capped by the smallest class)."""
+    seen = []
+    for profile in PROFILES:
+        method = create_method("dm", digits, 1, seed=0, profile=profile, overrides={"width": 8})
+        x, y = method.real_batches(method.config.batch_real)
+        seen.append(len(x) // digits.num_classes)
+    smallest = min(digits.class_counts())
+    assert seen[0] == min(profiles.settings("dm", "digits", "fast")["batch_real"], smallest)
+    assert seen[1] == min(profiles.settings("dm", "digits", "paper")["batch_real"], smallest)
+    assert seen[0] < seen[1]
 
 
 def test_jobs_use_the_default_steps_the_method_sizes_by_ipc(digits):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from distill_core.methods import create_method
-from distill_core.methods.gm import loops_for, lr_factor_for, match_distance
+from distill_core.methods.gm import match_distance
 
 
 
@@ -37,10 +37,32 @@ def test_distance_is_per_output_channel():
     assert abs(float(match_distance([a], [b])) - 1.0) < 1e-6
 
 
-def test_loops_by_ipc():
-    assert loops_for(1) == (1, 1) and loops_for(10) == (10, 10) and loops_for(50) == (50, 10)
-    assert loops_for(7) == loops_for(10)
-    assert lr_factor_for(1) == 1.0 and lr_factor_for(10) == 5.0
+def test_networks_are_redrawn_every_outer_loop_steps(digits):
+    """An IPC-1 run matches each network once; an IPC-10 run keeps a network for 10 updates (both profiles)."""
+    for profile in ("fast", "paper"):
+        one = create_method("dc", digits, 1, seed=0, profile=profile, overrides={"width": 8, "batch_real": 4})
+        for _ in range(3):
+            one.step()
+        assert one.networks_used == 3
+    ten = create_method("dc", digits, 10, seed=0, overrides={"width": 8, "batch_real": 4, "inner_loop": 1})
+    for _ in range(10):
+        ten.step()
+    assert ten.networks_used == 1
+    ten.step()
+    assert ten.networks_used == 2
+
+
+def test_inner_loop_epochs_follow_the_profile(digits, monkeypatch):
+    """Between two updates the network trains `inner_loop` epochs on the synthetic set: 10 (fast) or the paper's
+    50 at IPC 10."""
+    import distill_core.methods.gm as gm
+
+    epochs = []
+    monkeypatch.setattr(gm, "train_network", lambda net, x, y, proto, n, *a, **k: epochs.append(n))
+    for profile in ("fast", "paper"):
+        method = create_method("dc", digits, 10, seed=0, profile=profile, overrides={"width": 8, "batch_real": 4})
+        method.step()
+    assert epochs == [10, 50]
 
 
 def test_image_learning_rate_by_ipc(digits):
@@ -51,6 +73,12 @@ def test_image_learning_rate_by_ipc(digits):
     assert image_lr(1) == (0.1, 0.1, 0.1)
     assert image_lr(10) == pytest.approx((0.5, 0.5, 0.5))
     assert image_lr(10, image_lr_factor=1, lr=0.2) == (0.2, 0.2, 0.2)
+    # the step the images take is that rate × their gradient (momentum starts at zero)
+    method = create_method("dc", digits, 10, seed=0, overrides={"width": 8, "batch_real": 4})
+    before = method.images.detach().clone()
+    method.step()
+    step = method.images.detach() - before
+    assert torch.allclose(step, -0.5 * method.images.grad, atol=1e-6) and step.abs().max() > 0
 
 
 def test_matching_lowers_the_distance_on_a_fixed_network(digits):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -146,3 +147,83 @@ class _NoRaise:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_cli_distill_records_the_profile(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["distill", "--dataset", "digits", "--method", "dm", "--ipc", "1", "--steps", "1", "--profile",
+                 "paper", "--param", "width=8", "--out", str(out), "--json", "--device", "cpu"]) == 0
+    payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    cfg = load_run(out).config
+    assert payload["profile"] == cfg["profile"] == "paper" and cfg["summary_meta"]["profile"] == "paper"
+    assert cfg["method_config"]["batch_real"] == 256 and cfg["method_config"]["width"] == 8  # paper + override
+    with pytest.raises(SystemExit):
+        main(["distill", "--dataset", "digits", "--method", "dm", "--ipc", "1", "--profile", "gpu"])
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "invalid choice: 'gpu'" in err and len(err.splitlines()) == 1
+
+
+def test_cli_bench_seeds_mean_and_std_over_seeds(digits, tmp_path, capsys):
+    """Two seeds per cell: each row keeps both seeds' accuracies, and the table shows their mean ± std."""
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--dataset", "digits", "--ipc", "1", "--methods", "random", "mean", "--seeds", "2",
+                 "--eval", "krr", "--device", "cpu", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    payload = json.loads(out.read_text())
+    assert payload["seeds"] == 2 and payload["profile"] == "fast" and payload["split"] == "test"
+    rows = {r["method"]: r for r in payload["rows"]}
+    for name, r in rows.items():
+        assert r["seeds"] == [0, 1] and len(r["seed_accs"]) == 2 and r["spread"] == "seeds"
+        mean, std = float(np.mean(r["seed_accs"])), float(np.std(r["seed_accs"]))
+        assert r["acc_mean"] == pytest.approx(mean) and r["acc_std"] == pytest.approx(std)
+        assert f"| {name} | {100 * mean:.1f} ± {100 * std:.1f} (" in text
+    # seed 1 picks other random images than seed 0 (so another accuracy); the class mean has nothing to draw
+    assert rows["random"]["seed_accs"][0] != rows["random"]["seed_accs"][1]
+    assert rows["mean"]["seed_accs"][0] == rows["mean"]["seed_accs"][1] and rows["mean"]["acc_std"] == 0.0
+    picks = [create_method("random", digits, 1, seed=s).summary().meta["indices"] for s in (0, 1)]
+    assert picks[0] != picks[1]
+
+
+
+def test_bench_seed_s_distils_with_s_and_is_judged_by_its_own_networks(digits, monkeypatch):
+    import distill_core.bench as bench
+    from distill_core.evaluate import EvalResult
+
+    calls = []
+
+    def fake_evaluate(summary, dataset, protocol, **kwargs):
+        calls.append((summary.meta["seed"], kwargs["seed"], kwargs.get("split", "default")))
+        acc = 0.5 + 0.01 * summary.meta["seed"]
+        return EvalResult(protocol, "convnet", 2, acc, 0.0, [acc, acc])
+
+    monkeypatch.setattr(bench, "evaluate_summary", fake_evaluate)
+    row = bench.run_cell(digits, "random", 2, seeds=[3, 4], device="cpu", split="val")
+    assert calls == [(3, 3000, "val"), (4, 4000, "val")]
+    assert row.seed_accs == [0.53, 0.54] and row.acc_mean == pytest.approx(0.535)
+    assert row.acc_std == pytest.approx(0.005) and row.seed_runs == [[0.53, 0.53], [0.54, 0.54]]
+    calls.clear()
+    one = bench.run_cell(digits, "random", 2, seeds=[0], device="cpu")  # the default split is not passed on
+    assert calls == [(0, 0, "default")] and one.spread == "reps" and one.accs == [0.5, 0.5]
+    with pytest.raises(InvalidInputError, match="split must be 'test' or 'val'"):
+        bench.run_bench(digits, ["random"], [1], split="train")
+    with pytest.raises(InvalidInputError, match="seeds must be a positive"):
+        bench.run_bench(digits, ["random"], [1], seeds=0)
+
+
+def test_cli_evaluate_passes_the_split(digits, tmp_path, monkeypatch, capsys):
+    """`--split val` reaches evaluate_summary and the record; the default test split is left to its default."""
+    import distill_core.evaluate as evaluate
+
+    out = _saved_run(digits, tmp_path / "run")
+    seen = []
+
+    def fake(summary, dataset, protocol, **kwargs):
+        seen.append(kwargs.get("split", "default"))
+        return evaluate.EvalResult(protocol, kwargs["model"], 1, 0.5, 0.0, [0.5])
+
+    monkeypatch.setattr(evaluate, "evaluate_summary", fake)
+    assert main(["evaluate", str(out), "--split", "val", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert seen == ["val"] and payload["eval"]["split"] == "val"
+    assert main(["evaluate", str(out), "--json"]) == 0
+    assert seen == ["val", "default"] and load_run(out).evaluations[-1]["split"] == "test"

@@ -4,81 +4,39 @@ Every distiller learns `ipc` images per class in the models' *normalised* space,
 (`init=real`, the same seeded class-balanced pick as the `random` baseline, so a distiller starts exactly where
 `random` ends) or from Gaussian noise (`init=noise`). `summary()` maps them back to pixel space.
 
-Defaults (CPU-friendly: a ConvNet-3 narrower than the paper's 128 channels, fewer/lighter iterations, short
-expert trajectories; on a GPU raise `width`, `batch_real` and the steps with --param / --steps). Dataset groups:
-**small** = `digits` (8×8); **grey28** = `mnist-5k`, `mnist`, `fashion-mnist`, `kmnist`; **colour32** = `cifar10`,
-`cifar100`, `svhn` and image folders.
-
-| method | setting | small | grey28 | colour32 | paper |
-|---|---|---|---|---|---|
-| all | `width` (ConvNet-3 channels of the distilling networks) | 64 | 32 | 128 | 128 |
-| dc, dsa, mtt | `depth` (ConvNet blocks) | 2 | 3 | 3 | 3 |
-| all | `init` / `momentum` (image SGD) | real / 0.5 | real / 0.5 | real / 0.5 | real or noise / 0.5 |
-| dm | `lr` (images) / `batch_real` (per class) | 1 / 64 | 1 / 64 | 1 / 128 | 1 / 256 |
-| dc, dsa | `lr` (images) / `batch_real` (per class) | 0.1 / 32 | 0.1 / 32 | 0.1 / 128 | 0.1 / 256 |
-| dc, dsa | `outer_loop` / `inner_loop` | by IPC (gm.py) | by IPC | by IPC | 1/1 at IPC 1, 10/50 at IPC 10 |
-| dc, dsa | `image_lr_factor` (images' lr = `lr` × it) | by IPC: 1 at IPC 1, 5 above | by IPC | by IPC | 1 |
-| mtt | `lr` (images) | 100 | 100 | 100 | 100–1000 (CIFAR-10, ZCA) |
-| mtt | `lr_teacher` (experts, initial student lr) | 0.05 | 0.05 | 0.01 | 0.01 |
-| mtt | `lr_lr` (Adam on log lr; paper: SGD on lr) | 0.01 | 0.01 | 0.01 | 1e-7–1e-5 |
-| mtt | `syn_steps` / `expert_epochs` / `max_start_epoch` | 20 / 2 / 4 | 20 / 2 / 4 | 30 / 2 / 10 | 50 / 2 / 2 (IPC 1), 30 / 2 / 20 (IPC 10) |
-| mtt | `batch_syn` (0: all) | 20 | 20 | 0 | all |
-| mtt | `num_experts` × `expert_train_epochs` | 2 × 6 | 2 × 6 | 5 × 15 | 100 × 50 |
+Defaults: every per-dataset setting (and the iterations `distill` runs without --steps) comes from the profiles
+table in `distill_core/profiles.py` — `fast` (CPU-sized, the default) and `paper` (the published recipes); the
+README shows it. Dataset families: **small** = `digits` (8×8); **grey28** = `mnist-5k`, `mnist`, `fashion-mnist`,
+`kmnist`; **colour32** = `cifar10`, `cifar100`, `svhn` and image folders.
 
 On 8×8 digits a third block would instance-normalise 2×2 maps; gradients through those (matched, or unrolled
 through the student) blow up and the images diverge (dc at IPC 1: 20 % quick accuracy at depth 3, 80 % at depth 2),
 so dc, dsa and mtt use two blocks there. dm, whose network is never differentiated twice, keeps three.
 
-The experts' learning rate is 5× the paper's on the small sets so that a CPU-sized trajectory of 6 epochs covers
-most of training (ConvNet-3 width 32 reaches 93–95 % on mnist-5k after 6 epochs at 0.05, ~85 % at 0.01).
+In the fast profile the experts' learning rate is 5× the paper's on the small sets so that a CPU-sized trajectory of
+6 epochs covers most of training (ConvNet-3 width 32 reaches 93–95 % on mnist-5k after 6 epochs at 0.05, ~85 % at
+0.01).
 
 Steps: one `step()` is one update of the synthetic images. `default_steps` (what `distill` runs without
---steps) is set per method and IPC in each module, sized so `distill --ipc 1|10 --eval quick` finishes in minutes
-on a 2-core CPU.
+--steps) is the profile's iterations at the run's IPC (`pipeline.default_steps`); the fast ones are sized so
+`distill --ipc 1|10 --eval quick` finishes in minutes on a 2-core CPU.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
+from .. import profiles
 from ..data import ImageSet
 from ..errors import InvalidInputError
 from ..models import build_seeded
 from ..summary import Summary
 from .base import Method, MethodConfig, class_balanced_pick
 
-GROUPS = {"digits": "small", "mnist-5k": "grey28", "mnist": "grey28", "fashion-mnist": "grey28",
-          "kmnist": "grey28", "cifar10": "colour32", "cifar100": "colour32", "svhn": "colour32"}
-
-# method -> dataset group -> settings that differ from the Config dataclass defaults (mirrors the table above)
-DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "dm": {
-        "small": {"width": 64, "lr": 1.0, "batch_real": 64},
-        "grey28": {"width": 32, "lr": 1.0, "batch_real": 64},
-        "colour32": {"width": 128, "lr": 1.0, "batch_real": 128},
-    },
-    "dc": {
-        "small": {"width": 64, "depth": 2, "lr": 0.1, "batch_real": 32},
-        "grey28": {"width": 32, "lr": 0.1, "batch_real": 32},
-        "colour32": {"width": 128, "lr": 0.1, "batch_real": 128},
-    },
-    "mtt": {
-        "small": {"width": 64, "depth": 2, "lr": 100.0, "lr_teacher": 0.05, "syn_steps": 20, "max_start_epoch": 4,
-                  "batch_syn": 20, "num_experts": 2, "expert_train_epochs": 6},
-        "grey28": {"width": 32, "lr": 100.0, "lr_teacher": 0.05, "syn_steps": 20, "max_start_epoch": 4,
-                   "batch_syn": 20, "num_experts": 2, "expert_train_epochs": 6},
-        "colour32": {"width": 128, "lr": 100.0, "lr_teacher": 0.01, "syn_steps": 30, "max_start_epoch": 10,
-                     "batch_syn": 0, "num_experts": 5, "expert_train_epochs": 15},
-    },
-}
-DEFAULTS["dsa"] = DEFAULTS["dc"]
-
-
-def dataset_group(dataset_name: str) -> str:
-    """small / grey28 / colour32 (image folders and unknown names count as colour32)."""
-    return GROUPS.get(dataset_name, "colour32")
+GROUPS = profiles.GROUPS
+dataset_group = profiles.dataset_family  # small / grey28 / colour32
 
 
 @dataclass
@@ -93,10 +51,11 @@ class DistillerConfig(MethodConfig):
     depth: int = 3
 
     @classmethod
-    def for_dataset(cls, dataset_name: str) -> "DistillerConfig":
-        known = {f.name for f in fields(cls)}
-        table = DEFAULTS.get(cls.method_key, {}).get(dataset_group(dataset_name), {})
-        return cls(**{k: v for k, v in table.items() if k in known})
+    def for_dataset(cls, dataset_name: str, profile: str = "fast", ipc: int | None = None) -> "DistillerConfig":
+        """The profiles table's settings of this method for the dataset (and IPC, when given)."""
+        cfg = cls(**profiles.config_kwargs(cls, cls.method_key, dataset_name, profile, ipc))
+        cfg.profile = profile
+        return cfg
 
     def validate(self) -> None:
         super().validate()

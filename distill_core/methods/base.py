@@ -7,27 +7,41 @@ little on each step. `summary()` returns the current `Summary` at any time.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import torch
 
+from .. import profiles
 from ..data import ImageSet
 from ..device import make_generator, resolve_device
 from ..errors import InvalidInputError, UnknownNameError
 from ..limits import LIMITS
+from ..profiles import check_profile
 from ..summary import Summary
 
 
 @dataclass
 class MethodConfig:
-    """Settings shared by every method; each method subclasses it with its own fields and defaults."""
+    """Settings shared by every method; each method subclasses it with its own fields and defaults.
+
+    `profile` (not a field: the fields are the settings) names the profile the defaults came from, "fast" or
+    "paper" (see `distill_core.profiles`).
+    """
+
+    profile: ClassVar[str] = "fast"
 
     @classmethod
-    def for_dataset(cls, dataset_name: str) -> "MethodConfig":
-        """Defaults for one dataset (override in subclasses for dataset-specific settings)."""
-        return cls()
+    def for_dataset(cls, dataset_name: str, profile: str = "fast", ipc: int | None = None) -> "MethodConfig":
+        """Defaults for one dataset under a profile (subclasses read theirs from the profiles table).
+
+        `ipc`, when known, settles the settings the table gives by IPC (see `profiles.settings`).
+        """
+        cfg = cls()
+        cfg.profile = check_profile(profile)
+        return cfg
 
     def validate(self) -> None:
         """Refuse NaN/infinite numbers and negative counts with a clear message; subclasses may add checks."""
@@ -45,9 +59,10 @@ class MethodConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_overrides(cls, dataset_name: str, overrides: dict[str, Any] | None = None) -> "MethodConfig":
-        """Dataset defaults with user overrides (strings are converted to each field's type)."""
-        cfg = cls.for_dataset(dataset_name)
+    def from_overrides(cls, dataset_name: str, overrides: dict[str, Any] | None = None, profile: str = "fast",
+                       ipc: int | None = None) -> "MethodConfig":
+        """The profile's dataset defaults with user overrides (strings are converted to each field's type)."""
+        cfg = config_defaults(cls, dataset_name, profile, ipc)
         known = {f.name: f for f in fields(cls)}
         for key, raw in (overrides or {}).items():
             if key not in known:
@@ -55,6 +70,25 @@ class MethodConfig:
             setattr(cfg, key, _convert(key, raw, getattr(cfg, key)))
         cfg.validate()
         return cfg
+
+
+def config_defaults(config_cls: type[MethodConfig], dataset_name: str, profile: str = "fast",
+                    ipc: int | None = None) -> MethodConfig:
+    """`config_cls.for_dataset(...)` under a profile, also for a config whose `for_dataset` predates profiles
+    (it takes the dataset name only; such a config has the fast profile alone)."""
+    check_profile(profile)
+    accepted = inspect.signature(config_cls.for_dataset).parameters
+    if "profile" in accepted:
+        kwargs: dict[str, Any] = {"profile": profile}
+        if "ipc" in accepted:
+            kwargs["ipc"] = ipc
+        cfg = config_cls.for_dataset(dataset_name, **kwargs)
+    elif profile != "fast":
+        raise InvalidInputError(f"{config_cls.__name__} has no {profile!r} profile")
+    else:
+        cfg = config_cls.for_dataset(dataset_name)
+    cfg.profile = profile
+    return cfg
 
 
 def _convert(key: str, raw: Any, current: Any) -> Any:
@@ -83,20 +117,28 @@ class Method:
     kind: ClassVar[str] = "selector"  # or "distiller"
     description: ClassVar[str] = ""
     Config: ClassVar[type[MethodConfig]] = MethodConfig
-    default_steps: ClassVar[int] = 1
+    default_steps: ClassVar[int] = 1  # instances: the profile's (see `profile_steps`)
     max_ipc: ClassVar[int | None] = None  # e.g. 1 for the class mean
+    steps_per_iteration: int = 1  # image updates per profile iteration (dc/dsa: outer_loop, one network each)
 
     def __init__(self, dataset: ImageSet, ipc: int, config: MethodConfig | None = None, seed: int = 0,
                  device: str | torch.device = "cpu"):
         check_ipc(self, dataset, ipc)
         self.dataset = dataset
         self.ipc = int(ipc)
-        self.config = config if config is not None else self.Config.for_dataset(dataset.name)
+        self.config = config if config is not None else config_defaults(self.Config, dataset.name, "fast", int(ipc))
         self.config.validate()
         self.seed = int(seed)
         self.device = resolve_device(device)
         self.generator = make_generator(seed, "cpu")
         self.steps_done = 0
+        self.default_steps = self.profile_steps()
+
+    def profile_steps(self) -> int:
+        """Steps a run takes by default: the profile's iterations at this dataset and IPC × `steps_per_iteration`
+        (the class's `default_steps` for a method the profiles table does not list)."""
+        n = profiles.iterations(self.name, self.dataset.name, self.config.profile, self.ipc)
+        return int(type(self).default_steps) if n is None else int(n) * int(self.steps_per_iteration)
 
     @property
     def iterative(self) -> bool:
@@ -120,7 +162,7 @@ class Method:
         raise NotImplementedError
 
     def _make_summary(self, images: torch.Tensor, labels: torch.Tensor, **meta: Any) -> Summary:
-        meta = {"seed": self.seed, "config": self.config.to_dict(), **meta}
+        meta = {"seed": self.seed, "config": self.config.to_dict(), "profile": self.config.profile, **meta}
         return Summary(images.detach().float().cpu(), labels.detach().cpu(), self.name, self.dataset.name,
                        self.ipc, list(self.dataset.class_names), meta)
 
@@ -162,11 +204,13 @@ def get_method(name: str) -> type[Method]:
 
 
 def create_method(name: str, dataset: ImageSet, ipc: int, seed: int = 0, device: str | torch.device = "cpu",
-                  overrides: dict[str, Any] | None = None) -> Method:
-    """Look a method up, build its config (dataset defaults + overrides), and instantiate it."""
+                  overrides: dict[str, Any] | None = None, profile: str = "fast") -> Method:
+    """Look a method up, build its config (the profile's defaults for the dataset and IPC + overrides), and
+    instantiate it."""
     cls = get_method(name)
+    check_profile(profile)
     check_ipc(cls, dataset, ipc)
-    config = cls.Config.from_overrides(dataset.name, overrides)
+    config = cls.Config.from_overrides(dataset.name, overrides, profile=profile, ipc=ipc)
     return cls(dataset, ipc, config=config, seed=seed, device=device)
 
 

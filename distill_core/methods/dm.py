@@ -72,7 +72,6 @@ class DistributionMatching(SyntheticImages):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.default_steps = 300 if self.ipc <= 10 else 200
         self.augment = SiameseAugment.for_dataset(self.dataset.name) if self.config.dsa else None
 
     def _step(self) -> dict[str, float]:

@@ -10,8 +10,8 @@ along a training trajectory, not only at initialisation. `dsa` augments the real
 class with the same DSA draw, and augments the inner-loop training too.
 
 One `step()` is one update of the images (one outer-loop iteration). A new network is drawn every `outer_loop`
-steps. Defaults: see `_distiller.py`; loops and the image learning-rate factor by IPC below (the paper's outer loops,
-shorter inner loops and larger image steps on a CPU).
+steps. Defaults, the loops and the image learning-rate factor by IPC among them: the profiles table
+(`distill_core/profiles.py`; `fast` keeps the paper's outer loops with shorter inner loops and larger image steps).
 """
 from __future__ import annotations
 
@@ -21,36 +21,18 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from .. import profiles
 from ..augment import SiameseAugment
 from ..evaluate import NetworkProtocol, train_network
 from ._distiller import DistillerConfig, SyntheticImages
 from .base import register_method
 
-# IPC -> (outer_loop, inner_loop, image lr factor). Paper loops: 1 -> (1, 1), 10 -> (10, 50), 20 -> (20, 25),
-# 30 -> (30, 20), 40 -> (40, 15), 50 -> (50, 10); the inner loops here are shortened for CPUs (raise with
-# --param inner_loop=...). The factor multiplies `lr` above IPC 1: a class's loss averages over its IPC images, so
-# each image gets a smaller share of the gradient, and the CPU budget (~100 updates at IPC 10, against the paper's
-# 10,000) leaves no time for small steps. On mnist-5k at IPC 10 (quick, one network): lr 0.1 -> 90.3 %,
-# 0.5 -> 91.5 %, 1.0 -> 91.2 % (random: 89.3 %).
-LOOPS_BY_IPC: tuple[tuple[int, int, int, float], ...] = ((1, 1, 1, 1.0), (10, 10, 10, 5.0), (20, 20, 10, 5.0),
-                                                         (30, 30, 10, 5.0), (40, 40, 10, 5.0), (50, 50, 10, 5.0))
-
-
-def loops_for(ipc: int) -> tuple[int, int]:
-    """(outer_loop, inner_loop) of the nearest IPC at or above `ipc` in LOOPS_BY_IPC."""
-    return _row_for(ipc)[1:3]
-
-
-def lr_factor_for(ipc: int) -> float:
-    """The image learning-rate factor of the nearest IPC at or above `ipc` in LOOPS_BY_IPC."""
-    return _row_for(ipc)[3]
-
-
-def _row_for(ipc: int) -> tuple[int, int, int, float]:
-    for row in LOOPS_BY_IPC:
-        if ipc <= row[0]:
-            return row
-    return LOOPS_BY_IPC[-1]
+# The loops and the image learning-rate factor are set by IPC in the profiles table (distill_core/profiles.py).
+# Paper loops: 1 -> (1, 1), 10 -> (10, 50), 20 -> (20, 25), 30 -> (30, 20), 40 -> (40, 15), 50 -> (50, 10); the
+# fast profile shortens the inner loops to 10 epochs. Its factor multiplies `lr` above IPC 1: a class's loss averages
+# over its IPC images, so each image gets a smaller share of the gradient, and the CPU budget (~100 updates at IPC
+# 10, against the paper's 10,000) leaves no time for small steps. On mnist-5k at IPC 10 (quick, one network):
+# lr 0.1 -> 90.3 %, 0.5 -> 91.5 %, 1.0 -> 91.2 % (random: 89.3 %).
 
 
 def match_distance(grads_syn: Sequence[torch.Tensor], grads_real: Sequence[torch.Tensor],
@@ -74,9 +56,9 @@ class DCConfig(DistillerConfig):
     method_key = "dc"
     lr: float = 0.1
     batch_real: int = 32        # real images per class per matching
-    outer_loop: int = 0         # image updates per network (0: by IPC, see LOOPS_BY_IPC)
+    outer_loop: int = 0         # image updates per network (0: by IPC, from the profile)
     inner_loop: int = 0         # epochs of training on the synthetic set between updates (0: by IPC)
-    image_lr_factor: float = 0  # the images' SGD runs at lr × this (0: by IPC, see LOOPS_BY_IPC)
+    image_lr_factor: float = 0  # the images' SGD runs at lr × this (0: by IPC, from the profile)
     lr_net: float = 0.01        # SGD learning rate of the inner loop
     batch_train: int = 256      # batch size of the inner loop
 
@@ -95,14 +77,18 @@ class _GradientMatching(SyntheticImages):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        auto_outer, auto_inner = loops_for(self.ipc)
-        self.outer_loop = self.config.outer_loop or auto_outer
-        self.inner_loop = self.config.inner_loop or auto_inner
-        self.image_lr = self.config.lr * (self.config.image_lr_factor or lr_factor_for(self.ipc))
+        cfg = self.config
+
+        def by_ipc(setting: str) -> Any:
+            return profiles.by_ipc(self.name, setting, self.dataset.name, cfg.profile, self.ipc)
+
+        self.outer_loop = cfg.outer_loop or int(by_ipc("outer_loop"))
+        self.inner_loop = cfg.inner_loop or int(by_ipc("inner_loop"))
+        self.image_lr = cfg.lr * (cfg.image_lr_factor or float(by_ipc("image_lr_factor")))
         for group in self.opt_images.param_groups:
             group["lr"] = self.image_lr
-        # CPU budget: ~200 fresh networks at IPC 1, ~10 networks' worth of outer loops beyond
-        self.default_steps = 200 if self.outer_loop == 1 else 10 * self.outer_loop
+        self.steps_per_iteration = self.outer_loop  # an iteration is one network, matched outer_loop times
+        self.default_steps = self.profile_steps()
         self.augment = SiameseAugment.for_dataset(self.dataset.name) if self.use_dsa else None
         self.inner_protocol = NetworkProtocol("inner", "distiller inner loop", lr=self.config.lr_net, momentum=0.0,
                                               weight_decay=0.0, batch_size=self.config.batch_train)

@@ -66,10 +66,14 @@ class KIPConfig(MethodConfig):
     float64: bool = False          # optimise in double precision (slower; for checks)
 
     @classmethod
-    def for_dataset(cls, dataset_name: str) -> "KIPConfig":
-        if dataset_name == "digits":  # 1,437 training images of 8×8: a smaller batch still covers them well
-            return cls(target_batch=500, lr=0.01)
-        return cls()
+    def for_dataset(cls, dataset_name: str, profile: str = "fast", ipc: int | None = None) -> "KIPConfig":
+        """The profiles table's KIP settings for the dataset (fast: a target batch of 500 on digits, whose
+        1,437 training images of 8×8 it still covers well)."""
+        from ..profiles import config_kwargs
+
+        cfg = cls(**config_kwargs(cls, "kip", dataset_name, profile, ipc))
+        cfg.profile = profile
+        return cfg
 
     def validate(self) -> None:
         super().validate()

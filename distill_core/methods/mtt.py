@@ -107,7 +107,6 @@ class MTT(SyntheticImages):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         cfg = self.config
-        self.default_steps = 200
         # the student's learning rate is learned in log space, which keeps it positive whatever the gradient
         self.log_lr = torch.tensor(math.log(cfg.lr_teacher), device=self.device, requires_grad=True)
         self.opt_lr = torch.optim.Adam([self.log_lr], lr=cfg.lr_lr)

@@ -1,0 +1,247 @@
+"""Each distiller's settings per dataset family, as data: the `fast` profile (CPU-sized) and `paper` (published).
+
+`TABLE` below is the one source of every per-dataset default of kip, dm, dc, dsa and mtt: `Config.for_dataset`
+builds configs from it, `default_steps` reads its `iterations`, and the settings table in the README is generated
+from it (`python -m distill_core.profiles` prints it; a test keeps them equal).
+
+- `fast` is what runs without `--profile`: a ConvNet-3 narrower than the paper's, fewer and lighter iterations,
+  short expert trajectories — sized so that `distill --ipc 1|10 --eval quick` finishes in minutes on a 2-core CPU.
+- `paper` is each method's published recipe, taken from the papers and the authors' code (the source column says
+  where). Where a paper gives no setting for a family (MTT published no MNIST recipe; nobody distils 8×8 digits)
+  the nearest published one is used and the source says so. `paper` iterations take hours on a CPU: use a GPU.
+
+Dataset families: **small** = `digits` (8×8); **grey28** = `mnist-5k`, `mnist`, `fashion-mnist`, `kmnist`;
+**colour32** = `cifar10`, `cifar100`, `svhn` and image folders.
+
+A value is one number for every family, a `Fam` (one per family) or a `ByIPC` (by images per class: the row of
+the nearest IPC at or above, the last row beyond). Iterations count image updates (`step()`s), except for dc and
+dsa, where they count fresh networks, each matched `outer_loop` times: their default steps are iterations ×
+`outer_loop`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .errors import InvalidInputError
+
+PROFILES = ("fast", "paper")
+FAMILIES = ("small", "grey28", "colour32")
+GROUPS = {"digits": "small", "mnist-5k": "grey28", "mnist": "grey28", "fashion-mnist": "grey28",
+          "kmnist": "grey28", "cifar10": "colour32", "cifar100": "colour32", "svhn": "colour32"}
+DISTILLERS = ("kip", "dm", "dc", "dsa", "mtt")
+
+
+def dataset_family(dataset_name: str) -> str:
+    """small / grey28 / colour32 (image folders and unknown names count as colour32)."""
+    return GROUPS.get(dataset_name, "colour32")
+
+
+def check_profile(profile: str) -> str:
+    """The profile name, or one clear error naming the choices."""
+    if profile not in PROFILES:
+        raise InvalidInputError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    return profile
+
+
+@dataclass(frozen=True)
+class ByIPC:
+    """A value by images per class: `rows` = ((ipc, value), ...) ascending; the nearest IPC at or above wins.
+
+    `at_start`: the config holds 0 ("by IPC") and the method picks the value when it starts, so a config made
+    without an IPC (the app's settings form) still follows the IPC it runs at.
+    """
+
+    rows: tuple[tuple[int, Any], ...]
+    at_start: bool = False
+
+    def at(self, ipc: int) -> Any:
+        for limit, value in self.rows:
+            if ipc <= limit:
+                return value
+        return self.rows[-1][1]
+
+    def __str__(self) -> str:
+        return ", ".join(f"{_fmt(v)} @{i}" for i, v in self.rows)
+
+
+@dataclass(frozen=True)
+class Fam:
+    """One value per dataset family."""
+
+    small: Any
+    grey28: Any
+    colour32: Any
+
+    def of(self, family: str) -> Any:
+        return getattr(self, family)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One setting of one or more methods in both profiles, and where the paper value comes from."""
+
+    methods: tuple[str, ...]
+    setting: str
+    fast: Any
+    paper: Any
+    source: str = ""
+
+    def value(self, profile: str) -> Any:
+        return self.fast if profile == "fast" else self.paper
+
+
+DC_PAPER = "DC/DSA code (VICO-UoE/DatasetCondensation main.py)"
+DM_PAPER = "DM code (main_DM.py) and README"
+MTT_PAPER = "MTT code (buffer.py, distill.py) and paper's CIFAR-10 recipe; no MNIST recipe was published"
+KIP_PAPER = "KIP authors' colab (google-research/kip)"
+SMALL_NOTE = "; 8×8 digits: 2 blocks (a 3rd normalises 2×2 maps and the images diverge)"
+GM_LOOPS = ((1, 1), (10, 10), (20, 20), (30, 30), (40, 40), (50, 50))
+
+TABLE: tuple[Row, ...] = (
+    # ------------------------------------------------------------------------------------------------------ kip
+    Row(("kip",), "iterations", 1000, 1000, KIP_PAPER + ": ~1000 steps for convergence"),
+    Row(("kip",), "kernel", "ntk", "ntk", KIP_PAPER),
+    Row(("kip",), "depth", 3, 1, KIP_PAPER + ": FC1 (hidden ReLU layers of the kernel's network)"),
+    Row(("kip",), "w_var", 2.0, 2.0, KIP_PAPER + ": W_std √2"),
+    Row(("kip",), "b_var", 0.01, 0.01, KIP_PAPER + ": b_std 0.1"),
+    Row(("kip",), "ridge", 1e-6, 1e-6, KIP_PAPER + ": 1e-6 · tr(K)/n"),
+    Row(("kip",), "lr", 0.01, 0.04, KIP_PAPER + ": Adam 0.04"),
+    Row(("kip",), "lr_ipc1", 0.1, 0.04, "fast: one image per class moves further; paper: one rate for all IPCs"),
+    Row(("kip",), "target_batch", Fam(500, 1000, 1000), 5000, KIP_PAPER),
+    Row(("kip",), "learn_labels", False, False, KIP_PAPER),
+    Row(("kip",), "init", "real", "real", KIP_PAPER + ": a class-balanced real sample"),
+    # ------------------------------------------------------------------------------------------------------- dm
+    Row(("dm",), "iterations", ByIPC(((10, 300), (50, 200))), 20000, DM_PAPER + ": Iteration 20000"),
+    Row(("dm",), "width", Fam(64, 32, 128), 128, DM_PAPER + ": ConvNet-3, 128 channels"),
+    Row(("dm",), "lr", 1.0, 1.0, DM_PAPER + ": lr_img 1 at IPC 1/10/50"),
+    Row(("dm",), "batch_real", Fam(64, 64, 128), 256, DM_PAPER + ": batch_real 256 per class"),
+    Row(("dm",), "init", "real", "real", DM_PAPER),
+    Row(("dm",), "dsa", True, True, DM_PAPER + ": DSA on both sets"),
+    # -------------------------------------------------------------------------------------------------- dc, dsa
+    Row(("dc", "dsa"), "iterations", ByIPC(((1, 200), (50, 10))), 1000,
+        DC_PAPER + ": Iteration 1000 (fresh networks)"),
+    Row(("dc", "dsa"), "width", Fam(64, 32, 128), 128, DC_PAPER + ": ConvNet-3, 128 channels"),
+    Row(("dc", "dsa"), "depth", Fam(2, 3, 3), Fam(2, 3, 3), DC_PAPER + SMALL_NOTE),
+    Row(("dc", "dsa"), "lr", 0.1, 0.1, DC_PAPER + ": lr_img 0.1, SGD momentum 0.5"),
+    Row(("dc", "dsa"), "image_lr_factor",
+        ByIPC(((1, 1.0), (50, 5.0)), at_start=True), 1.0, "fast: larger image steps for a short CPU budget"),
+    Row(("dc", "dsa"), "batch_real", Fam(32, 32, 128), 256, DC_PAPER + ": batch_real 256 per class"),
+    Row(("dc", "dsa"), "outer_loop", ByIPC(GM_LOOPS, at_start=True), ByIPC(GM_LOOPS, at_start=True),
+        DC_PAPER + ": get_loops"),
+    Row(("dc", "dsa"), "inner_loop", ByIPC(((1, 1), (10, 10), (20, 10), (30, 10), (40, 10), (50, 10)), at_start=True),
+        ByIPC(((1, 1), (10, 50), (20, 25), (30, 20), (40, 15), (50, 10)), at_start=True), DC_PAPER + ": get_loops"),
+    Row(("dc", "dsa"), "lr_net", 0.01, 0.01, DC_PAPER + ": lr_net 0.01"),
+    Row(("dc", "dsa"), "batch_train", 256, 256, DC_PAPER + ": batch_train 256"),
+    Row(("dc",), "init", "real", "noise", DC_PAPER + ": init noise by default"),
+    Row(("dsa",), "init", "real", "real", DC_PAPER + ": DSA runs with --init real"),
+    # ------------------------------------------------------------------------------------------------------ mtt
+    Row(("mtt",), "iterations", 200, 5000, MTT_PAPER + ": Iteration 5000"),
+    Row(("mtt",), "width", Fam(64, 32, 128), 128, MTT_PAPER + ": ConvNet-3, 128 channels"),
+    Row(("mtt",), "depth", Fam(2, 3, 3), Fam(2, 3, 3), MTT_PAPER + SMALL_NOTE),
+    Row(("mtt",), "lr", 100.0, 1000.0, MTT_PAPER + ": lr_img 1000 (default; CIFAR-10 at IPC 50 without ZCA)"),
+    Row(("mtt",), "lr_teacher", Fam(0.05, 0.05, 0.01), 0.01, MTT_PAPER + ": experts' lr and the student's start"),
+    Row(("mtt",), "lr_lr", 0.01, 0.01,
+        "Adam on the log learning rate here; the paper's SGD on the rate itself (1e-7 to 1e-5) does not transfer"),
+    Row(("mtt",), "syn_steps", Fam(20, 20, 30), ByIPC(((1, 50), (10, 30), (50, 30))), MTT_PAPER),
+    Row(("mtt",), "expert_epochs", 2, 2, MTT_PAPER),
+    Row(("mtt",), "max_start_epoch", Fam(4, 4, 10), ByIPC(((1, 2), (10, 20), (50, 40))), MTT_PAPER),
+    Row(("mtt",), "batch_syn", Fam(20, 20, 0), 0, MTT_PAPER + ": the whole synthetic set per student step"),
+    Row(("mtt",), "num_experts", Fam(2, 2, 5), 100, MTT_PAPER + ": 100 experts"),
+    Row(("mtt",), "expert_train_epochs", Fam(6, 6, 15), 50, MTT_PAPER + ": 50 epochs each"),
+    Row(("mtt",), "dsa", True, True, MTT_PAPER + ": DSA in the experts and the student"),
+)
+
+
+def _rows(method: str) -> list[Row]:
+    return [r for r in TABLE if method in r.methods]
+
+
+def _resolve(value: Any, family: str, ipc: int | None) -> tuple[bool, Any]:
+    """(known, value) of a table cell for a family and an IPC; unknown when it is by IPC and no IPC is given."""
+    if isinstance(value, Fam):
+        value = value.of(family)
+    if isinstance(value, ByIPC):
+        if ipc is None:
+            return (True, 0) if value.at_start else (True, value.at(1))
+        return True, value.at(ipc)
+    return True, value
+
+
+def settings(method: str, dataset_name: str, profile: str = "fast", ipc: int | None = None) -> dict[str, Any]:
+    """The table's settings of `method` for a dataset (without `iterations`).
+
+    Without an IPC, a by-IPC setting the method picks when it starts is 0 ("by IPC"); any other by-IPC setting
+    takes its IPC-1 value (pass `ipc` to get the right one).
+    """
+    check_profile(profile)
+    family = dataset_family(dataset_name)
+    out: dict[str, Any] = {}
+    for row in _rows(method):
+        if row.setting == "iterations":
+            continue
+        out[row.setting] = _resolve(row.value(profile), family, ipc)[1]
+    return out
+
+
+def by_ipc(method: str, setting: str, dataset_name: str, profile: str, ipc: int) -> Any:
+    """One setting of the table at an IPC (how a method fills a setting left at 0 = "by IPC")."""
+    check_profile(profile)
+    for row in _rows(method):
+        if row.setting == setting:
+            return _resolve(row.value(profile), dataset_family(dataset_name), ipc)[1]
+    raise KeyError(f"{method} has no {setting!r} in the profiles table")
+
+
+def iterations(method: str, dataset_name: str, profile: str, ipc: int) -> int | None:
+    """The profile's iterations for a method at an IPC (None for methods without a row, e.g. selectors)."""
+    check_profile(profile)
+    for row in _rows(method):
+        if row.setting == "iterations":
+            return int(_resolve(row.value(profile), dataset_family(dataset_name), ipc)[1])
+    return None
+
+
+def config_kwargs(config_cls: type, method: str, dataset_name: str, profile: str = "fast",
+                  ipc: int | None = None) -> dict[str, Any]:
+    """Keyword arguments for `config_cls` from the table (only its own fields), with the profile recorded."""
+    known = {f.name for f in fields(config_cls)}
+    values = {k: v for k, v in settings(method, dataset_name, profile, ipc).items() if k in known}
+    if "profile" in known:
+        values["profile"] = profile
+    return values
+
+
+# ---------------------------------------------------------------------------------------------- the table
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _cell(value: Any, family: str) -> str:
+    if isinstance(value, Fam):
+        value = value.of(family)
+    if isinstance(value, ByIPC):
+        return str(value)
+    return _fmt(value)
+
+
+def markdown_table() -> str:
+    """The whole table as markdown: one line per method and setting, fast and paper values per family.
+
+    By-IPC values read `value @ipc` (the row of the nearest IPC at or above; the last beyond).
+    """
+    lines = ["| method | setting | fast: small | grey28 | colour32 | paper: small | grey28 | colour32 | paper source |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in TABLE:
+        cells = [_cell(row.fast, f) for f in FAMILIES] + [_cell(row.paper, f) for f in FAMILIES]
+        lines.append(f"| {', '.join(row.methods)} | `{row.setting}` | " + " | ".join(cells) + f" | {row.source} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -1,0 +1,147 @@
+"""Profiles: one table of every distiller's settings (fast and paper), read by configs, methods and default steps."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pytest
+import torch
+
+from distill_core import profiles
+from distill_core.errors import InvalidInputError
+from distill_core.methods import create_method, get_method
+from distill_core.methods.base import MethodConfig, config_defaults
+from distill_core.pipeline import default_steps
+from distill_core.profiles import DISTILLERS, FAMILIES, PROFILES, TABLE, ByIPC, Fam
+
+ROOT = Path(__file__).resolve().parents[1]
+ONE_PER_FAMILY = {"small": "digits", "grey28": "mnist", "colour32": "cifar10"}
+
+
+def test_readme_shows_the_table_itself():
+    """The README's settings table is generated from TABLE: any edit to one without the other fails here."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert profiles.markdown_table() in readme
+    assert readme.count("| method | setting | fast: small |") == 1
+
+
+def test_the_rendered_table_states_every_cell():
+    table = profiles.markdown_table().splitlines()
+    assert len(table) == 2 + len(TABLE)
+    row = next(r for r in TABLE if r.methods == ("mtt",) and r.setting == "syn_steps")
+    line = next(s for s in table if s.startswith("| mtt | `syn_steps` |"))
+    cells = [c.strip() for c in line.split("|")[3:9]]
+    assert cells[:3] == [str(row.fast.of(f)) for f in FAMILIES]
+    assert cells[3] == cells[4] == cells[5] == str(row.paper) == "50 @1, 30 @10, 30 @50"
+
+
+def test_every_setting_is_a_field_of_its_method_and_every_distiller_has_iterations():
+    for name in DISTILLERS:
+        known = {f.name for f in fields(get_method(name).Config)}
+        rows = [r for r in TABLE if name in r.methods]
+        assert any(r.setting == "iterations" for r in rows), name
+        for r in rows:
+            assert r.setting == "iterations" or r.setting in known, (name, r.setting)
+            assert r.source, (name, r.setting)
+        assert len({r.setting for r in rows}) == len(rows), f"{name} has a setting twice"
+
+
+def _cell(value, family, ipc):
+    value = value.of(family) if isinstance(value, Fam) else value
+    return value.at(ipc) if isinstance(value, ByIPC) else value
+
+
+@pytest.mark.parametrize("name", DISTILLERS)
+def test_paper_and_fast_configs_differ_exactly_where_the_table_does(name):
+    cls = get_method(name).Config
+    for family, dataset in ONE_PER_FAMILY.items():
+        for ipc in (1, 10, 50):
+            fast, paper = cls.for_dataset(dataset, "fast", ipc), cls.for_dataset(dataset, "paper", ipc)
+            assert (fast.profile, paper.profile) == ("fast", "paper")
+            for row in (r for r in TABLE if name in r.methods and r.setting != "iterations"):
+                a, b = getattr(fast, row.setting), getattr(paper, row.setting)
+                assert a == _cell(row.fast, family, ipc) and b == _cell(row.paper, family, ipc)
+                assert (a == b) == (_cell(row.fast, family, ipc) == _cell(row.paper, family, ipc))
+            fast.validate()
+            paper.validate()
+    # the profiles disagree somewhere for every distiller (else `paper` would be a second name for `fast`)
+    assert cls.for_dataset("mnist", "fast", 10) != cls.for_dataset("mnist", "paper", 10)
+
+
+def test_create_method_carries_the_profile(digits):
+    fast = create_method("dc", digits, 10, seed=0, profile="fast")
+    paper = create_method("dc", digits, 10, seed=0, profile="paper")
+    assert fast.config.profile == "fast" and paper.config.profile == "paper"
+    # the settings reach the run: width of the networks, real batch, start, loops and image step size
+    conv = [m for m in paper.fresh_network(seed=0).modules() if isinstance(m, torch.nn.Conv2d)]
+    assert conv[0].out_channels == 128 and len(conv) == 2  # digits keeps two blocks in both profiles
+    assert [m.out_channels for m in fast.fresh_network(seed=0).modules() if isinstance(m, torch.nn.Conv2d)][0] == 64
+    assert paper.summary().meta["init"] == "noise" and fast.summary().meta["init"] == "real"
+    assert (paper.outer_loop, paper.inner_loop) == (10, 50) and (fast.outer_loop, fast.inner_loop) == (10, 10)
+    assert paper.opt_images.param_groups[0]["lr"] == pytest.approx(0.1)
+    assert fast.opt_images.param_groups[0]["lr"] == pytest.approx(0.5)
+    assert paper.summary().meta["profile"] == "paper"
+    mtt = create_method("mtt", digits, 1, seed=0, profile="paper")
+    assert (mtt.config.syn_steps, mtt.config.max_start_epoch, mtt.config.batch_syn) == (50, 2, 0)
+    assert create_method("mtt", digits, 10, seed=0, profile="paper").config.max_start_epoch == 20
+    # overrides still win over the profile
+    tuned = create_method("dc", digits, 10, seed=0, profile="paper", overrides={"inner_loop": "3", "width": "8"})
+    assert tuned.inner_loop == 3 and tuned.config.width == 8 and tuned.outer_loop == 10
+
+
+def test_default_steps_follow_the_profile(digits):
+    def steps(name, ipc, profile):
+        method = create_method(name, digits, ipc, seed=0, profile=profile,
+                               overrides={"width": 8} if name != "kip" else None)
+        assert method.default_steps == default_steps(method)
+        return default_steps(method)
+
+    table = {(name, p): next(r for r in TABLE if name in r.methods and r.setting == "iterations").value(p)
+             for name in DISTILLERS for p in PROFILES}
+    for name in ("dm", "mtt", "kip"):
+        for profile in PROFILES:
+            for ipc in (1, 10):
+                assert steps(name, ipc, profile) == _cell(table[name, profile], "small", ipc)
+    # gradient matching: iterations are fresh networks, each matched outer_loop times
+    assert steps("dc", 1, "paper") == 1000 and steps("dc", 10, "paper") == 1000 * 10
+    assert steps("dc", 1, "fast") == 200 and steps("dsa", 10, "fast") == 10 * 10
+    # a selector has no iterations in the table: one step under both profiles
+    assert default_steps(create_method("random", digits, 2, profile="paper")) == 1
+
+
+def test_unknown_profile_is_one_clear_error(digits):
+    with pytest.raises(InvalidInputError, match="unknown profile 'gpu'; choose one of fast, paper"):
+        create_method("dm", digits, 1, profile="gpu")
+    with pytest.raises(InvalidInputError, match="unknown setting 'profile'"):
+        create_method("dm", digits, 1, overrides={"profile": "paper"})  # the profile is not a setting
+
+
+def test_without_an_ipc_the_loops_are_settled_when_the_method_starts(digits):
+    """The app builds a config before it knows the IPC: by-IPC loops stay 0 and the method picks them at start."""
+    cfg = get_method("dc").Config.from_overrides("digits", {"width": 8})
+    assert (cfg.outer_loop, cfg.inner_loop, cfg.image_lr_factor) == (0, 0, 0)
+    one = get_method("dc")(digits, 1, config=cfg)
+    ten = get_method("dc")(digits, 10, config=get_method("dc").Config.from_overrides("digits", {"width": 8}))
+    assert (one.outer_loop, one.image_lr) == (1, pytest.approx(0.1))
+    assert (ten.outer_loop, ten.image_lr) == (10, pytest.approx(0.5))
+    assert profiles.settings("mtt", "mnist", "paper")["syn_steps"] == 50  # other by-IPC values: their IPC-1 row
+
+
+def test_a_config_without_profiles_still_works_with_fast(digits):
+    @dataclass
+    class Legacy(MethodConfig):
+        lr: float = 0.1
+
+        @classmethod
+        def for_dataset(cls, name: str) -> "Legacy":
+            return cls(lr=0.2 if name == "digits" else 0.3)
+
+    assert config_defaults(Legacy, "digits").lr == 0.2
+    with pytest.raises(InvalidInputError, match="no 'paper' profile"):
+        config_defaults(Legacy, "digits", "paper")
+
+
+def test_selectors_are_the_same_under_both_profiles(digits):
+    a = create_method("herding", digits, 3, seed=1, profile="fast").summary()
+    b = create_method("herding", digits, 3, seed=1, profile="paper").summary()
+    assert torch.equal(a.images, b.images) and a.meta["profile"] == "fast" and b.meta["profile"] == "paper"
