@@ -38,7 +38,7 @@ on a 2-core CPU.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import torch
@@ -48,6 +48,11 @@ from ..errors import InvalidInputError
 from ..models import build_seeded
 from ..summary import Summary
 from .base import Method, MethodConfig, class_balanced_pick
+
+# the app draws `init` as a select box (settings widgets read "choices" and "help" from a field's metadata)
+INIT_FIELD = {"choices": ("real", "noise"),
+              "help": "real: start from real images (a seeded pick per class); noise: start from random noise, "
+                      "so the evolution towards the class is visible"}
 
 GROUPS = {"digits": "small", "mnist-5k": "grey28", "mnist": "grey28", "fashion-mnist": "grey28",
           "kmnist": "grey28", "cifar10": "colour32", "cifar100": "colour32", "svhn": "colour32"}
@@ -86,7 +91,8 @@ class DistillerConfig(MethodConfig):
     """Settings every network distiller has."""
 
     method_key: ClassVar[str] = ""
-    init: str = "real"         # "real": a seeded class-balanced pick of real images; "noise": N(0, 1) pixels
+    init: str = field(default="real", metadata=INIT_FIELD)  # "real": a seeded class-balanced pick of real
+    #                                                            images; "noise": N(0, 1) pixels
     lr: float = 1.0            # learning rate of the synthetic images
     momentum: float = 0.5      # SGD momentum of the synthetic images
     width: int = 64            # ConvNet-3 channels of the networks used to distil
