@@ -41,8 +41,10 @@ def test_every_preset_creates_its_method_and_fits_a_minute():
             assert getattr(method.config, name) == value
         secs = preset.expected_seconds()
         assert secs is not None and 0 < secs <= learn.MAX_PRESET_S, (preset.title, secs)
-    noise = [p for p in presets if p.kind == "distiller"]
-    assert noise and all(p.settings.get("init") == "noise" for p in noise)  # their evolution is visible
+    distillers = [p for p in presets if p.kind == "distiller"]
+    assert all(p.settings.get("init") in ("real", "noise") for p in distillers)  # stated, not left to defaults
+    from_noise = {p.method for p in distillers if p.settings["init"] == "noise"}
+    assert {m for m in ("kip", "dc", "dsa") if m in METHODS} <= from_noise  # their evolution is visible
 
 
 def test_init_is_a_choice_of_every_distiller():

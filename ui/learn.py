@@ -154,8 +154,12 @@ it fast on a CPU for small images.
 of many randomly initialised networks: for each class, the mean embedding of the synthetic images should match
 the mean embedding of a batch of real images. Nothing is trained — each step draws a fresh random network — so
 it is among the cheapest distillers and scales to many images per class.
-""", (Preset("DM on digits from noise, 1 per class", ("dm",), ipc=1, steps=300,
-             settings={"init": "noise", "lr": 10.0}, key="dm-digits-ipc1"),)),
+
+DM only asks the *average* embedding to match, so it starts from real images and moves them little: from noise it
+needs thousands of steps before digits appear (the noise that does not change the average is never removed).
+Compare the grid at step 0 and at the end in the replay — the changes are small and spread over the image.
+""", (Preset("DM on digits, 10 per class (from real images)", ("dm",), ipc=10, steps=100,
+             settings={"init": "real"}, key="dm-digits-ipc10"),)),
     Topic("dc", "DC and DSA: gradient matching", """
 **Dataset condensation (DC)** trains a network on the real data and on the synthetic data side by side and
 nudges the synthetic images so that both produce the *same gradients* on the network's weights — if the
@@ -171,8 +175,8 @@ which makes the learned images more useful under augmentation and usually more a
 full data, epoch after epoch. Then, starting from an expert's weights at some epoch, it trains a student for a
 few steps on the synthetic images and asks the student to land where the expert landed a few epochs later.
 Matching long stretches of training (not single gradients) gives the best images at the cost of the most compute.
-""", (Preset("MTT on digits, 1 per class", ("mtt",), ipc=1, steps=30,
-             settings={"num_experts": 1}),)),
+""", (Preset("MTT on digits from noise, 1 per class", ("mtt",), ipc=1, steps=30,
+             settings={"num_experts": 1, "init": "noise"}, key="mtt-digits-ipc1"),)),
     Topic("archetypes", "What the archetype images mean", """
 Each row of the grid is one class; each image is one of its **archetypes**. For a coreset they are real
 examples; for a k-means centre an average; for a distiller they are *whatever pixels teach a network that class
