@@ -53,7 +53,10 @@ def run_presets(limit_s: float, pairs: Path | None = None) -> None:
         seconds = time.perf_counter() - t0
         if state.active:
             job.stop(wait=True, timeout=10)
-        final = job_wait(job, timeout=120).last_accuracy  # the evaluator measures the final summary
+        deadline = time.monotonic() + 120
+        while job.alive and time.monotonic() < deadline:  # the evaluator measures the final summary
+            time.sleep(0.1)
+        final = job.state().last_accuracy
         acc = f"{100 * final['acc']:.1f} % ({final['protocol']})" if final else "—"
         est = estimate_seconds(spec.method, spec.dataset, spec.ipc, state.total_steps, preset.kind)
         print(f"| {preset.title} | {spec.method} | {spec.dataset} | {spec.ipc} | {state.total_steps} | "

@@ -39,10 +39,16 @@ STEP_SECONDS: dict[tuple[str, str, int], float] = {
     ("dc", "mnist-5k", 1): 0.6529,
     ("dc", "mnist-5k", 10): 2.9992,
     ("dc", "mnist-5k", 50): 215.0960,
+    ("dsa", "digits", 1): 1.1715,
+    ("dsa", "digits", 10): 2.8852,
+    ("mtt", "digits", 1): 1.9776,
+    ("mtt", "digits", 10): 3.5630,
 }
 
 # (method, dataset) -> seconds before the first step (beyond loading the dataset)
-SETUP_SECONDS: dict[tuple[str, str], float] = {}
+SETUP_SECONDS: dict[tuple[str, str], float] = {
+    ("mtt", "digits"): 26.0,   # training one expert trajectory on first use (none stored yet)
+}
 
 # dataset -> the measured dataset whose rows it uses (scaled by pixels per image)
 FAMILY = {"digits": "digits", "mnist-5k": "mnist-5k", "mnist": "mnist-5k", "fashion-mnist": "mnist-5k",

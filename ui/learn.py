@@ -145,10 +145,10 @@ machine* (the neural tangent kernel): training it on the summary has a closed-fo
 regression. KIP adjusts the summary's pixels (and optionally its labels) by gradient descent so that this
 closed-form predictor gets the real training images right. No network is ever trained in the loop, which makes
 it fast on a CPU for small images.
-""", (Preset("KIP on MNIST from noise, 1 per class", ("kip",), dataset="mnist-5k", ipc=1, steps=300,
-             settings={"init": "noise"}, key="kip-mnist-ipc1"),
-      Preset("KIP on digits from noise, 10 per class", ("kip",), ipc=10, steps=300,
-             settings={"init": "noise"}, key="kip-digits-ipc10"))),
+""", (Preset("KIP on MNIST from noise, 1 per class", ("kip",), dataset="mnist-5k", ipc=1, steps=150,
+             settings={"init": "noise", "lr_ipc1": 0.2}, key="kip-mnist-ipc1"),
+      Preset("KIP on digits from noise, 10 per class", ("kip",), ipc=10, steps=200,
+             settings={"init": "noise", "lr": 0.1}, key="kip-digits-ipc10"))),
     Topic("dm", "DM: distribution matching", """
 **Distribution matching** asks the synthetic images to look, *on average*, like the real ones through the eyes
 of many randomly initialised networks: for each class, the mean embedding of the synthetic images should match
@@ -158,7 +158,7 @@ it is among the cheapest distillers and scales to many images per class.
 DM only asks the *average* embedding to match, so it starts from real images and moves them little: from noise it
 needs thousands of steps before digits appear (the noise that does not change the average is never removed).
 Compare the grid at step 0 and at the end in the replay — the changes are small and spread over the image.
-""", (Preset("DM on digits, 10 per class (from real images)", ("dm",), ipc=10, steps=100,
+""", (Preset("DM on digits, 10 per class (from real images)", ("dm",), ipc=10, steps=40,
              settings={"init": "real"}, key="dm-digits-ipc10"),)),
     Topic("dc", "DC and DSA: gradient matching", """
 **Dataset condensation (DC)** trains a network on the real data and on the synthetic data side by side and
@@ -166,16 +166,16 @@ nudges the synthetic images so that both produce the *same gradients* on the net
 gradients match, training on either set moves the network the same way. **DSA** (differentiable siamese
 augmentation) applies the same random crops, flips, scalings and colour changes to both sides while matching,
 which makes the learned images more useful under augmentation and usually more accurate.
-""", (Preset("DC on digits from noise, 1 per class", ("dc", "gm"), ipc=1, steps=60,
+""", (Preset("DC on digits from noise, 1 per class", ("dc", "gm"), ipc=1, steps=25,
              settings={"init": "noise"}, key="dc-digits-ipc1"),
-      Preset("DSA on digits from noise, 1 per class", ("dsa",), ipc=1, steps=40,
+      Preset("DSA on digits from noise, 1 per class", ("dsa",), ipc=1, steps=15,
              settings={"init": "noise"}, key="dsa-digits-ipc1"))),
     Topic("mtt", "MTT: matching training trajectories", """
 **Matching training trajectories** first records *expert* trajectories: the weights of networks trained on the
 full data, epoch after epoch. Then, starting from an expert's weights at some epoch, it trains a student for a
 few steps on the synthetic images and asks the student to land where the expert landed a few epochs later.
 Matching long stretches of training (not single gradients) gives the best images at the cost of the most compute.
-""", (Preset("MTT on digits from noise, 1 per class", ("mtt",), ipc=1, steps=30,
+""", (Preset("MTT on digits from noise, 1 per class", ("mtt",), ipc=1, steps=10,
              settings={"num_experts": 1, "init": "noise"}, key="mtt-digits-ipc1"),)),
     Topic("archetypes", "What the archetype images mean", """
 Each row of the grid is one class; each image is one of its **archetypes**. For a coreset they are real
