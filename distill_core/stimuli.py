@@ -199,9 +199,9 @@ class StimulusOptions:
         _check_options(self.size, self.mode, self.resample)
         for name, value, hi in (("mean luminance", self.mean_luminance, 1.0), ("RMS contrast", self.rms_contrast, 0.5)):
             if value is None:
-                continue
+                continue  # RMS contrast of values in [0, 1] is at most 0.5 (half black, half white)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) \
-                    or not 0.0 < float(value) < hi + (1e-12 if hi == 0.5 else 0):
+                    or not 0.0 < float(value) < hi:
                 raise InvalidInputError(f"target {name} must be a number above 0 and below {hi:g}, got {value!r}")
         if isinstance(self.padding, bool) or not isinstance(self.padding, (int, np.integer)) \
                 or not 0 <= int(self.padding) <= MAX_PADDING:
