@@ -116,6 +116,6 @@ def test_a_preset_button_starts_a_job():
     spec = started[0].spec
     assert (spec.method, spec.dataset, spec.ipc, spec.steps) == (preset.method, preset.dataset, preset.ipc,
                                                                  preset.steps)
-    assert spec.settings == {"init": "noise"}
+    assert spec.settings == preset.settings and spec.settings["init"] == "noise"
     assert at.button(key="distill.start").disabled and not at.button(key="distill.stop").disabled
     assert any("Started" in m.value for m in at.info)
