@@ -104,8 +104,9 @@ def source_of(summary: Summary) -> tuple[str, str]:
     picked = isinstance(summary.meta.get("indices"), list)
     if cls is not None and cls.kind == "distiller":
         init = summary.meta.get("init")
-        return SOURCE_DISTILLED, f"{name}, started from {'noise' if init == 'noise' else 'real images'}" \
-            if init else name
+        if not init:
+            return SOURCE_DISTILLED, name
+        return SOURCE_DISTILLED, f"{name}, started from {'noise' if init == 'noise' else 'real images'}"
     if picked:
         return SOURCE_SELECTED, SELECTION_DETAIL.get(name, f"{name} pick")
     if cls is not None and cls.kind == "selector":
