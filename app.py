@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import nav, sidebar, state, warm
+from ui import distill_view, learn, nav, sidebar, state, warm
 from distill_core.embed import warm_up as embed_warm_up
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -21,7 +21,9 @@ if (ASSETS / "logo.png").is_file():
 
 warm.start_once()             # first-use costs (torch imports, the embedded dataset) paid in the background
 embed_warm_up([state.DEFAULT_DATASET])  # maps: umap's numba compile + the default map, in the background (idempotent)
-state.apply_pending_preset()   # a preset from the learn page configures the widgets before they are drawn
+_preset = state.apply_pending_preset()  # a preset from the learn page configures the widgets before they are drawn
+if _preset and _preset.get(learn.START_FLAG):  # ... and, from its one-click button, starts the run at once
+    distill_view.on_start()
 state.keep_widget_state()      # widget values survive page switches
 page = st.navigation(nav.build_pages())
 sidebar.render()

@@ -35,11 +35,20 @@ with st.container(border=True):
     c4, c5, c6, c7 = st.columns(4)
     ipc = int(c4.number_input("Picks per class", 1, max(1, min(20, smallest)), min(3, smallest),
                               key="archetypes.ipc"))
-    space = c5.selectbox("Feature space", list(embed.SPACES), key="archetypes.space", index=1,
-                         help="\n".join(f"- **{k}**: {v}" for k, v in embed.SPACES.items()))
+    space = c5.selectbox("Feature space", list(embed.SPACES), key="archetypes.space", index=0,
+                         format_func=lambda s: f"{s} (recommended)" if s == archetypes.RECOMMENDED_SPACE else s,
+                         help="\n".join(f"- **{k}**: {v}" for k, v in embed.SPACES.items())
+                         + f"\n\n{archetypes.WHY_RECOMMENDED}")
     metric = c6.selectbox("Similarity", list(archetypes.METRICS), index=1, key="archetypes.metric",
                           help="cosine similarity, or minus the Euclidean distance, to the archetype")
     k = int(c7.number_input("Neighbours / exemplars", 1, 20, 5, key="archetypes.k"))
+    normalize = st.checkbox("Contrast-normalise pixels (each image: mean 0, standard deviation 1)", value=True,
+                            key="archetypes.normalize",
+                            help="Pixel-space neighbours and typicality compare shapes, not overall brightness.")
+st.caption(archetypes.WHY_RECOMMENDED)
+if not normalize:
+    st.warning(archetypes.RAW_PIXELS_WARNING)
+px_label = archetypes.space_label("pixels", normalize)
 
 if space == "convnet-trained" and not embed.trained_net_cached(ds):
     st.caption("The first use of the trained feature space trains a small ConvNet on the real images (once per "
@@ -83,7 +92,8 @@ for note in notes:
 if records:
     st.subheader("Distilled images against the real data")
     st.caption(f"Each distilled image, its difference from the class mean (red: brighter, blue: darker), and its "
-               f"{k} nearest real training images in pixel space and in the {space} space (distances under each).")
+               f"{k} nearest real training images in {px_label} and in the {space} space (distances under "
+               f"each).")
     with guard("Nearest real images could not be found"), st.spinner("Searching the real images…"):
         for rec in records:
             imgs = view.class_images(rec, c)
@@ -91,7 +101,7 @@ if records:
                 continue
             labels = torch.full((len(imgs),), c, dtype=torch.long)
             diffs, dist_mean = archetypes.difference_from_mean(ds, imgs, labels)
-            near_px = archetypes.nearest_real(ds, imgs, k, "pixels", "euclidean")
+            near_px = archetypes.nearest_real(ds, imgs, k, "pixels", "euclidean", normalize=normalize)
             near_ft = archetypes.nearest_real(ds, imgs, k, space, metric) if space != "pixels" else None
             for j in range(len(imgs)):
                 with st.container(border=True):
@@ -99,7 +109,7 @@ if records:
                     left.image(maps.thumbnail(imgs[j]), caption=f"{rec.summary.method} #{j + 1}")
                     mid.image(view.diff_picture(diffs[j]), caption=f"− mean: {dist_mean[j]:.2f}")
                     with right:
-                        st.caption("nearest real, pixels (Euclidean distance)")
+                        st.caption(f"nearest real, {px_label} (Euclidean distance)")
                         view.image_row([ds.x_train[i] for i in near_px.indices[j]],
                                        [f"#{i} · {d:.2f}" for i, d in zip(near_px.indices[j], near_px.distances[j])],
                                        per_row=max(k, 5), tile=56)
@@ -119,15 +129,15 @@ arch = st.selectbox("Archetype", arch_choices, key="archetypes.arch",
 table = None
 with guard("Typicality could not be computed"), st.spinner(f"Ranking class {ds.class_names[c]}…"):
     if arch == "class centroid":
-        table = archetypes.typicality(ds, c, space, metric=metric)
+        table = archetypes.typicality(ds, c, space, metric=metric, normalize=normalize)
     else:
         rec_name, num = arch.rsplit(" #", 1)
         rec = next(r for r in records if r.name == rec_name)
         table = archetypes.typicality(ds, c, space, archetype=view.class_images(rec, c)[int(num) - 1],
-                                      metric=metric, archetype_name=arch)
+                                      metric=metric, archetype_name=arch, normalize=normalize)
 if table is not None:
     idx, sc = table.most(k)
-    st.markdown(f"**Most typical** ({metric}, {space}, archetype: {table.archetype})")
+    st.markdown(f"**Most typical** ({metric}, {table.space}, archetype: {table.archetype})")
     view.image_row([ds.x_train[i] for i in idx], [f"#{i} · {s:.3f}" for i, s in zip(idx, sc)], per_row=max(k, 5))
     idx, sc = table.least(k)
     st.markdown("**Least typical**")
@@ -136,7 +146,8 @@ if table is not None:
         st.dataframe(table.rows(), hide_index=True, height=300)
 
     def _typicality_csv() -> bytes:
-        tables = [archetypes.typicality(ds, cc, space, metric=metric) for cc in range(ds.num_classes)]
+        tables = [archetypes.typicality(ds, cc, space, metric=metric, normalize=normalize)
+                  for cc in range(ds.num_classes)]
         return stimuli.typicality_csv(tables).encode("utf-8")
 
     lazy_download("Download typicality CSV (all classes, class centroid)", _typicality_csv,
@@ -144,21 +155,68 @@ if table is not None:
 
 # ------------------------------------------------------------------------------------------ export
 st.subheader("Stimulus export")
-st.caption("A zip of PNGs (every class) plus manifest.csv — file, class, method, IPC, seed, run id, typicality "
-           "score — ready for experiment software.")
+st.caption("A zip of PNGs, manifest.csv (stable stimulus ID, file, class, source — selected real image, averaged "
+           "real images or distilled —, method, dataset, steps, seed, typicality with its space, metric, rank and "
+           "percentile in the class, measured luminance and contrast), README.txt (how the images were made) and, "
+           "optionally, trials.csv (counterbalanced orders per participant).")
 e1, e2, e3, e4 = st.columns(4)
 size = int(e1.number_input("Size (pixels)", stimuli.MIN_SIZE, stimuli.MAX_SIZE, 128, step=8, key="archetypes.size"))
 mode = e2.selectbox("Colour", list(stimuli.MODES), index=0 if ds.channels == 1 else 1, key="archetypes.mode")
 resample = e3.selectbox("Resampling", list(stimuli.RESAMPLING), index=2, key="archetypes.resample")
 typical_k = int(e4.number_input("Most/least typical per class", 0, 50, 0, key="archetypes.typical_k"))
+q1, q2, q3, q4, q5 = st.columns(5)
+invert = q1.checkbox("Invert polarity", key="archetypes.invert", help="each pixel value v becomes 1 − v")
+equal = q2.checkbox("Equalise luminance and contrast", key="archetypes.equalise",
+                    help="every image gets the same mean luminance and RMS contrast (standard deviation of "
+                         "luminance in [0, 1]), measured after resizing; the measured values go to the manifest")
+target_mean = float(q3.number_input("Target mean luminance", 0.05, 0.95, 0.5, step=0.05, format="%.2f",
+                                    key="archetypes.target_mean", disabled=not equal))
+target_rms = float(q4.number_input("Target RMS contrast", 0.01, 0.45, 0.2, step=0.01, format="%.2f",
+                                   key="archetypes.target_rms", disabled=not equal))
+padding = int(q5.number_input("Padding (pixels)", 0, stimuli.MAX_PADDING, 0, step=4, key="archetypes.padding"))
+r1, r2, r3, r4 = st.columns(4)
+background = r1.color_picker("Background (padding) colour", "#808080", key="archetypes.background",
+                             disabled=padding == 0)
+classes = r2.multiselect("Classes", list(range(ds.num_classes)), default=list(range(ds.num_classes)),
+                         format_func=lambda i: f"{i}: {ds.class_names[i]}", key="archetypes.export_classes")
+participants = int(r3.number_input("Trial lists: participants (0: none)", 0, stimuli.MAX_PARTICIPANTS, 0,
+                                   key="archetypes.participants"))
+design = r4.selectbox("Order design", list(stimuli.DESIGNS), key="archetypes.design", disabled=participants == 0,
+                      format_func={"latin": "Williams Latin square", "shuffle": "seeded shuffles (Latin squares)"}.get,
+                      help="Both put every stimulus equally often at every position when the number of "
+                           "participants is a multiple of the number of stimuli.")
+options = stimuli.StimulusOptions(size=size, mode=mode, resample=resample, invert=invert,
+                                  mean_luminance=target_mean if equal else None,
+                                  rms_contrast=target_rms if equal else None, background=background,
+                                  padding=padding)
+
+
+def _items() -> list[stimuli.Stimulus]:
+    items = view.stimulus_list(ds, records, protos, ipc, typical_k, space, metric, normalize)
+    return stimuli.select_stimuli(items, classes=classes)
+
+
+picked: list[str] | None = None
+if st.checkbox("Hand-pick the images", key="archetypes.handpick",
+               help="choose individual images by their stable ID (it does not change with the selection)"):
+    with guard("The images could not be listed"), st.spinner("Listing the images…"):
+        listed = _items()
+        labels = {s.stimulus_id: f"{s.stimulus_id} · {s.class_name} · {s.method} · {s.source_detail or s.source}"
+                  for s in listed}
+        picked = st.multiselect("Images to export", list(labels), format_func=labels.get,
+                                key="archetypes.picked")
 
 
 def _zip() -> bytes:
-    items = view.stimulus_list(ds, records, protos, ipc, typical_k, space, metric)
-    return stimuli.stimulus_zip(items, size, mode, resample)
+    items = _items()
+    if picked is not None:
+        items = stimuli.select_stimuli(items, ids=picked)
+    return stimuli.stimulus_zip(items, options=options, participants=participants, design=design, seed=0)
 
 
 n_items = sum(len(r.summary) for r in records) + typical_k * 2 * ds.num_classes
-st.caption(f"{n_items} image(s) from runs and typical exemplars, plus the chosen prototypes of every class.")
+st.caption(f"{n_items} image(s) from runs and typical exemplars, plus the chosen prototypes, of the chosen classes."
+           if picked is None else f"{len(picked)} hand-picked image(s).")
 lazy_download("Download stimuli (zip)", _zip, file_name=f"stimuli-{ds.name.replace(':', '-')}.zip",
-              mime="application/zip", key="archetypes.dl.zip", disabled=not (records or protos or typical_k))
+              mime="application/zip", key="archetypes.dl.zip",
+              disabled=not (records or protos or typical_k) or not classes or picked == [])

@@ -1,11 +1,15 @@
 """Inspecting summaries against the real data (pure compute, no UI code).
 
 - `nearest_real`: the nearest real training images to any images, with distances, in pixel space or a feature
-  space of `embed` (exact brute-force search, float64 distances);
+  space of `embed` (exact brute-force search, float64 distances). Pixel vectors are **contrast-normalised** by
+  default (each image minus its mean, divided by its standard deviation): raw pixel distances favour images of
+  similar brightness, so a dim distilled image would otherwise be "nearest" to the thinnest, darkest real images
+  (mostly 1s) rather than to those of the same shape. `RECOMMENDED_SPACE` explains the better choice;
 - `class_means`, `difference_from_mean`: the class mean image and how far an image is from it;
 - `typicality`: the real images of a class ordered by similarity to the class archetype (the class centroid in the
   feature space, or any image such as a distilled one): cosine similarity, or minus the Euclidean distance;
-  `Typicality.most(k)` / `.least(k)` give the most and least typical exemplars;
+  `Typicality.most(k)` / `.least(k)` give the most and least typical exemplars; `rank_in_class` places any scored
+  image among the real images of its class (rank and percentile);
 - `prototype_summary`: the summary of a registered selector (class mean, medoids, k-means, coreset pickers), made
   on demand and cached in memory.
 """
@@ -24,6 +28,27 @@ from .errors import DistillError, InvalidInputError, UnknownNameError
 from .summary import Summary
 
 METRICS = ("euclidean", "cosine")
+RECOMMENDED_SPACE = "convnet-trained"
+WHY_RECOMMENDED = ("The trained ConvNet's features are the recommended space: they compare images by the strokes "
+                   "and shapes a network uses to tell the classes apart, not by raw brightness, so a dim or "
+                   "high-contrast distilled image is matched with the real images that share its shape.")
+RAW_PIXELS_WARNING = ("Raw pixel distances favour images of similar overall brightness: a dim or low-contrast "
+                      "image is then nearest to the thinnest, darkest real images (often 1s), whatever its shape.")
+
+
+def space_label(space: str, normalize: bool = True) -> str:
+    """How a space is named in tables and manifests (pixels say whether they were contrast-normalised)."""
+    if space == "pixels":
+        return "pixels (contrast-normalised)" if normalize else "pixels (raw)"
+    return space
+
+
+def contrast_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Each row minus its mean, divided by its standard deviation (a uniform row becomes zeros)."""
+    v = vectors.astype(np.float64, copy=True)
+    v -= v.mean(1, keepdims=True)
+    sd = v.std(1, keepdims=True)
+    return v / np.where(sd > 1e-12, sd, 1.0)
 
 
 def _check_metric(metric: str) -> str:
@@ -88,19 +113,24 @@ class Neighbours:
     metric: str
 
 
-def _reference(ds: ImageSet, space: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(training indices, labels, vectors) searched in `space`: all training pixels, or the feature pool."""
+def _reference(ds: ImageSet, space: str, normalize: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(training indices, labels, vectors) searched in `space`: all training pixels (contrast-normalised when
+    `normalize`), or the feature pool."""
     from .embed import check_space, train_features
 
     check_space(space)
     if space == "pixels":
-        return (np.arange(len(ds.y_train)), ds.y_train.numpy(),
-                ds.x_train.reshape(len(ds.x_train), -1).numpy())
+        px = ds.x_train.reshape(len(ds.x_train), -1).numpy()
+        return np.arange(len(ds.y_train)), ds.y_train.numpy(), contrast_normalize(px) if normalize else px
     pool = train_features(ds, space)
     return pool.indices, pool.labels, pool.features
 
 
-def _features(ds: ImageSet, images: torch.Tensor, space: str) -> np.ndarray:
+def _features(ds: ImageSet, images: torch.Tensor, space: str, normalize: bool = True) -> np.ndarray:
+    """Query vectors of `images` in `space` (pixels contrast-normalised when `normalize`, like the reference)."""
+    if space == "pixels":
+        px = images.reshape(len(images), -1).numpy()
+        return contrast_normalize(px) if normalize else px
     from .embed import feature_space
 
     return feature_space(ds, space).features(images)
@@ -119,15 +149,18 @@ def _check_images(ds: ImageSet, images: torch.Tensor) -> torch.Tensor:
 
 
 def nearest_real(ds: ImageSet, images: torch.Tensor, k: int = 5, space: str = "pixels",
-                 metric: str = "euclidean", labels: Sequence[int] | torch.Tensor | None = None) -> Neighbours:
-    """The `k` nearest real training images to each image (restricted to the image's own class when `labels`)."""
+                 metric: str = "euclidean", labels: Sequence[int] | torch.Tensor | None = None,
+                 normalize: bool = True) -> Neighbours:
+    """The `k` nearest real training images to each image (restricted to the image's own class when `labels`);
+    in pixel space both sides are contrast-normalised unless `normalize=False`."""
     _check_metric(metric)
     images = _check_images(ds, images)
-    ref_idx, ref_labels, ref = _reference(ds, space)
-    q = images.reshape(len(images), -1).numpy() if space == "pixels" else _features(ds, images, space)
+    ref_idx, ref_labels, ref = _reference(ds, space, normalize)
+    q = _features(ds, images, space, normalize)
+    label = space_label(space, normalize)
     if labels is None:
         idx, dist = nearest_neighbours(q, ref, k, metric)
-        return Neighbours(ref_idx[idx], dist, space, metric)
+        return Neighbours(ref_idx[idx], dist, label, metric)
     labels = np.asarray(torch.as_tensor(labels).cpu().numpy()).reshape(-1)
     if len(labels) != len(q):
         raise InvalidInputError(f"{len(labels)} labels for {len(q)} images")
@@ -142,7 +175,7 @@ def nearest_real(ds: ImageSet, images: torch.Tensor, k: int = 5, space: str = "p
         idx, dist = nearest_neighbours(q[rows], ref[cols], k_eff, metric)
         out_idx[rows] = ref_idx[cols[idx]]
         out_dist[rows] = dist
-    return Neighbours(out_idx, out_dist, space, metric)
+    return Neighbours(out_idx, out_dist, label, metric)
 
 
 def class_means(ds: ImageSet) -> torch.Tensor:
@@ -195,16 +228,17 @@ def similarity(vectors: np.ndarray, archetype: np.ndarray, metric: str = "cosine
 
 
 def typicality(ds: ImageSet, c: int, space: str = "pixels", archetype: torch.Tensor | None = None,
-               metric: str = "cosine", archetype_name: str | None = None) -> Typicality:
+               metric: str = "cosine", archetype_name: str | None = None, normalize: bool = True) -> Typicality:
     """Rank the real images of class `c` by similarity to its archetype in `space`.
 
-    The default archetype is the class centroid in that space (for pixels: the class mean image); pass an image
-    (C×H×W, e.g. a distilled one) to rank by similarity to it instead.
+    The default archetype is the class centroid in that space (for pixels: the mean of the contrast-normalised
+    images, or the class mean image with `normalize=False`); pass an image (C×H×W, e.g. a distilled one) to rank
+    by similarity to it instead.
     """
     _check_metric(metric)
     if not 0 <= int(c) < ds.num_classes:
         raise InvalidInputError(f"class index {c} is outside 0..{ds.num_classes - 1}")
-    ref_idx, ref_labels, ref = _reference(ds, space)
+    ref_idx, ref_labels, ref = _reference(ds, space, normalize)
     mask = ref_labels == int(c)
     vecs = ref[mask].astype(np.float64)
     if archetype is None:
@@ -212,30 +246,53 @@ def typicality(ds: ImageSet, c: int, space: str = "pixels", archetype: torch.Ten
         name = archetype_name or "class centroid"
     else:
         img = _check_images(ds, archetype)[:1]
-        arch = img.reshape(1, -1).numpy()[0] if space == "pixels" else _features(ds, img, space)[0]
+        arch = _features(ds, img, space, normalize)[0]
         name = archetype_name or "given image"
     scores = similarity(vecs, arch, metric)
     order = np.lexsort((ref_idx[mask], -scores))  # most typical first, ties by index
-    return Typicality(int(c), str(ds.class_names[int(c)]), space, metric, name, ref_idx[mask][order],
-                      scores[order])
+    return Typicality(int(c), str(ds.class_names[int(c)]), space_label(space, normalize), metric, name,
+                      ref_idx[mask][order], scores[order])
 
 
 def score_images(ds: ImageSet, images: torch.Tensor, labels: Sequence[int] | torch.Tensor, space: str = "pixels",
-                 metric: str = "cosine") -> np.ndarray:
+                 metric: str = "cosine", normalize: bool = True) -> np.ndarray:
     """Typicality score of arbitrary images (distilled, picked) against their class centroid in `space`."""
     _check_metric(metric)
     images = _check_images(ds, images)
     labels = np.asarray(torch.as_tensor(labels).cpu().numpy()).reshape(-1)
     if len(labels) != len(images):
         raise InvalidInputError(f"{len(labels)} labels for {len(images)} images")
-    _, ref_labels, ref = _reference(ds, space)
-    q = images.reshape(len(images), -1).numpy() if space == "pixels" else _features(ds, images, space)
+    _, ref_labels, ref = _reference(ds, space, normalize)
+    q = _features(ds, images, space, normalize)
     out = np.zeros(len(images), dtype=np.float64)
     for c in np.unique(labels):
         rows = np.flatnonzero(labels == c)
         centroid = ref[ref_labels == c].astype(np.float64).mean(0)
         out[rows] = similarity(q[rows], centroid, metric)
     return out
+
+
+def rank_in_class(ds: ImageSet, scores: Sequence[float] | np.ndarray, labels: Sequence[int] | torch.Tensor,
+                  space: str = "pixels", metric: str = "cosine", normalize: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(rank, percentile) of typicality scores (from `score_images` in the same space and metric) among the real
+    training images of each score's class: rank 1 + how many real images score higher; percentile = % of the
+    class's real images scoring at or below it."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels = np.asarray(torch.as_tensor(labels).cpu().numpy()).reshape(-1)
+    if len(labels) != len(scores):
+        raise InvalidInputError(f"{len(labels)} labels for {len(scores)} scores")
+    ranks = np.zeros(len(scores), dtype=np.int64)
+    pct = np.zeros(len(scores), dtype=np.float64)
+    for c in np.unique(labels):
+        real = np.sort(typicality(ds, int(c), space, metric=metric, normalize=normalize).scores)
+        rows = np.flatnonzero(labels == c)
+        tol = 1e-9 * np.maximum(1.0, np.abs(scores[rows]))
+        above = len(real) - np.searchsorted(real, scores[rows] + tol, side="right")
+        at_or_below = np.searchsorted(real, scores[rows] + tol, side="right")
+        ranks[rows] = 1 + above
+        pct[rows] = 100.0 * at_or_below / max(1, len(real))
+    return ranks, pct
 
 
 # ------------------------------------------------------------------------------------ prototypes

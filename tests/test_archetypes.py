@@ -50,26 +50,51 @@ def test_nearest_neighbours_k_larger_than_reference_and_self_match():
     np.testing.assert_allclose(dist[:, 0], 0, atol=1e-7)
 
 
-def test_nearest_real_pixels_finds_the_training_image_itself(digits):
+def _flat(x: torch.Tensor, normalize: bool) -> np.ndarray:
+    """Brute-force reference vectors: raw pixels, or each image standardised (mean 0, standard deviation 1)."""
+    v = x.reshape(len(x), -1).double().numpy()
+    if normalize:
+        v = v - v.mean(1, keepdims=True)
+        sd = v.std(1, keepdims=True)
+        v = v / np.where(sd > 0, sd, 1.0)
+    return v
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_nearest_real_pixels_finds_the_training_image_itself(digits, normalize):
     picks = torch.tensor([0, 5, 100, 700])
-    nb = archetypes.nearest_real(digits, digits.x_train[picks], k=3)
+    nb = archetypes.nearest_real(digits, digits.x_train[picks], k=3, normalize=normalize)
     np.testing.assert_array_equal(nb.indices[:, 0], picks.numpy())
     np.testing.assert_allclose(nb.distances[:, 0], 0, atol=1e-6)
-    flat = digits.x_train.reshape(len(digits.x_train), -1).double().numpy()
+    flat = _flat(digits.x_train, normalize)
     bidx, bdist = _brute_knn(flat[picks.numpy()] + 0.0, flat, 3, "euclidean")
     np.testing.assert_allclose(nb.distances, bdist, atol=1e-6)
+    assert nb.space == ("pixels (contrast-normalised)" if normalize else "pixels (raw)")
 
 
-def test_nearest_real_restricted_to_class(digits):
+@pytest.mark.parametrize("normalize", [True, False])
+def test_nearest_real_restricted_to_class(digits, normalize):
     noise = torch.rand(6, *digits.image_shape, generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([0, 1, 2, 3, 4, 5])
-    nb = archetypes.nearest_real(digits, noise, k=4, labels=labels)
+    nb = archetypes.nearest_real(digits, noise, k=4, labels=labels, normalize=normalize)
     assert (digits.y_train[torch.from_numpy(nb.indices)] == labels[:, None]).all()
     for q in range(6):  # the same as a brute-force search inside the class
         cls = torch.nonzero(digits.y_train == labels[q]).flatten().numpy()
-        flat = digits.x_train[cls].reshape(len(cls), -1).double().numpy()
-        bidx, _ = _brute_knn(noise[q:q + 1].reshape(1, -1).double().numpy(), flat, 4, "euclidean")
+        flat = _flat(digits.x_train[cls], normalize)
+        bidx, _ = _brute_knn(_flat(noise[q:q + 1], normalize), flat, 4, "euclidean")
         np.testing.assert_array_equal(nb.indices[q], cls[bidx[0]])
+
+
+def test_a_dim_image_finds_its_own_shape_after_contrast_normalisation(digits):
+    """Real images at 15 % of their brightness (as KIP's dim images are): contrast-normalised pixels still find
+    each image itself first; raw pixels find other, darker images instead (half of them of another class)."""
+    picks = [int(torch.nonzero(digits.y_train == c).flatten()[0]) for c in range(10)]
+    dim = digits.x_train[picks] * 0.15
+    norm = archetypes.nearest_real(digits, dim, k=1)
+    assert norm.indices[:, 0].tolist() == picks
+    raw = archetypes.nearest_real(digits, dim, k=1, normalize=False)
+    assert not set(raw.indices[:, 0].tolist()) & set(picks)
+    assert int((digits.y_train[torch.from_numpy(raw.indices[:, 0])] != torch.arange(10)).sum()) >= 4
 
 
 def test_nearest_real_in_a_feature_space(digits):
@@ -78,12 +103,13 @@ def test_nearest_real_in_a_feature_space(digits):
     assert nb.space == "convnet-random" and nb.distances.shape == (3, 2)
 
 
-def test_typicality_matches_brute_force(digits):
+@pytest.mark.parametrize("normalize", [True, False])
+def test_typicality_matches_brute_force(digits, normalize):
     c = 3
     for metric in ("cosine", "euclidean"):
-        table = archetypes.typicality(digits, c, "pixels", metric=metric)
+        table = archetypes.typicality(digits, c, "pixels", metric=metric, normalize=normalize)
         idx = torch.nonzero(digits.y_train == c).flatten().numpy()
-        x = digits.x_train[idx].reshape(len(idx), -1).double().numpy()
+        x = _flat(digits.x_train[idx], normalize)
         mean = x.mean(0)
         if metric == "cosine":
             ref = np.array([v @ mean / (np.linalg.norm(v) * np.linalg.norm(mean)) for v in x])
@@ -112,7 +138,7 @@ def test_score_images_and_difference_from_mean(digits):
     means = archetypes.class_means(digits)
     assert means.shape == (10, *digits.image_shape)
     labels = torch.arange(10)
-    scores = archetypes.score_images(digits, means, labels, "pixels", "cosine")
+    scores = archetypes.score_images(digits, means, labels, "pixels", "cosine", normalize=False)
     np.testing.assert_allclose(scores, 1.0, atol=1e-6)  # the centroid is the class mean itself
     diff, norms = archetypes.difference_from_mean(digits, means, labels)
     assert float(diff.abs().max()) < 1e-6 and np.allclose(norms, 0, atol=1e-5)
@@ -162,14 +188,16 @@ def test_stimulus_zip_unpacks_to_pngs_and_a_matching_manifest(digits, mode, chan
         names = set(zf.namelist())
         rows = list(csv.DictReader(io.StringIO(zf.read("manifest.csv").decode("utf-8"))))
         assert len(rows) == len(items) == 22
-        assert {r["file"] for r in rows} == names - {"manifest.csv"}
+        assert {r["file"] for r in rows} == names - {"manifest.csv", "README.txt"}
         for row, item in zip(rows, items):
             img = Image.open(io.BytesIO(zf.read(row["file"])))
             assert img.format == "PNG" and img.size == (40, 40) and img.mode == channels
             assert row["class"] == item.class_name and row["method"] == item.method
             assert float(row["typicality"]) == pytest.approx(item.typicality, abs=1e-5)
         assert rows[0]["run_id"] == "run-1" and rows[0]["ipc"] == "2" and rows[0]["seed"] == "0"
-        assert rows[-1]["source"] == "most typical" and rows[-1]["train_index"] == str(int(idx[1]))
+        assert rows[-1]["source"] == "selected real image" and rows[-1]["source_detail"] == "most typical"
+        assert rows[-1]["train_index"] == str(int(idx[1]))
+        assert {r["source"] for r in rows[:20]} == {"selected real image"}  # random picks are real images
         assert list(rows[0]) == stimuli.MANIFEST_COLUMNS
 
 

@@ -43,32 +43,52 @@ def class_images(record: RunRecord, c: int) -> torch.Tensor:
     return s.images[s.hard_labels == c]
 
 
+def _scored(ds: ImageSet, items: list[stimuli.Stimulus], space: str, metric: str, normalize: bool
+            ) -> list[stimuli.Stimulus]:
+    """Fill typicality (score against the class centroid), its space and metric, and rank/percentile in class."""
+    if not items:
+        return items
+    images = torch.stack([s.image for s in items])
+    labels = torch.tensor([s.class_index for s in items])
+    scores = archetypes.score_images(ds, images, labels, space, metric, normalize)
+    ranks, pct = archetypes.rank_in_class(ds, scores, labels, space, metric, normalize)
+    for s, sc, r, p in zip(items, scores, ranks, pct):
+        s.typicality, s.typicality_rank, s.typicality_percentile = float(sc), int(r), float(p)
+        s.typicality_space, s.typicality_metric = archetypes.space_label(space, normalize), metric
+    return items
+
+
 def stimulus_list(ds: ImageSet, records: Sequence[RunRecord], prototypes: Sequence[str], ipc: int,
-                  typical_k: int, space: str, metric: str) -> list[stimuli.Stimulus]:
+                  typical_k: int, space: str, metric: str, normalize: bool = True) -> list[stimuli.Stimulus]:
     """Distilled images of the runs, prototype images and the most/least typical real images of every class,
-    each with a typicality score (similarity to its class centroid in `space`)."""
+    each with its typicality (similarity to its class centroid in `space`), rank and percentile in its class."""
     out: list[stimuli.Stimulus] = []
     for rec in records:
         s = rec.summary
-        scores = archetypes.score_images(ds, s.images, s.hard_labels, space, metric)
-        out += stimuli.stimuli_from_summary(s, run_id=rec.name, typicality=scores)
+        cfg = rec.config or {}
+        settings = cfg.get("method_config") if isinstance(cfg.get("method_config"), dict) else {}
+        items = stimuli.stimuli_from_summary(s, run_id=rec.name, dataset=ds, settings=settings,
+                                             seed=cfg.get("seed") if isinstance(cfg.get("seed"), int) else None)
+        steps = cfg.get("steps")
+        for item in items:
+            if item.steps is None and isinstance(steps, int):
+                item.steps = steps
+        out += _scored(ds, items, space, metric, normalize)
     for name in prototypes:
         if name == "mean":
             images = archetypes.class_means(ds)
-            labels = torch.arange(ds.num_classes)
-            scores = archetypes.score_images(ds, images, labels, space, metric)
-            out += [stimuli.Stimulus(images[c], str(ds.class_names[c]), c, "mean", "class mean", 1,
-                                     typicality=float(scores[c])) for c in range(ds.num_classes)]
+            items = [stimuli.Stimulus(images[c], str(ds.class_names[c]), c, "mean", stimuli.SOURCE_AVERAGED, 1,
+                                      run_id=f"{ds.name}:mean", source_detail="class mean", dataset=ds.name, index=c)
+                     for c in range(ds.num_classes)]
+            out += _scored(ds, items, space, metric, normalize)
             continue
         summary, _ = archetypes.prototype_summary(ds, name, ipc)
         if summary is not None:
-            scores = archetypes.score_images(ds, summary.images, summary.hard_labels, space, metric)
-            out += stimuli.stimuli_from_summary(summary, run_id=f"{name}-ipc{summary.ipc}", typicality=scores)
+            items = stimuli.stimuli_from_summary(summary, run_id=f"{ds.name}:{name}-ipc{summary.ipc}", dataset=ds)
+            out += _scored(ds, items, space, metric, normalize)
     if typical_k > 0:
         for c in range(ds.num_classes):
-            table = archetypes.typicality(ds, c, space, metric=metric)
-            idx, sc = table.most(typical_k)
-            out += stimuli.stimuli_from_real(ds, idx, sc, source="most typical")
-            idx, sc = table.least(typical_k)
-            out += stimuli.stimuli_from_real(ds, idx, sc, source="least typical")
+            table = archetypes.typicality(ds, c, space, metric=metric, normalize=normalize)
+            for which, (idx, _) in (("most typical", table.most(typical_k)), ("least typical", table.least(typical_k))):
+                out += _scored(ds, stimuli.stimuli_from_real(ds, idx, source=which), space, metric, normalize)
     return out

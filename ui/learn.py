@@ -1,14 +1,25 @@
-"""Content of the learn page: plain-words explanations and one-click presets that finish in seconds on a CPU.
+"""Content of the learn page: plain-words explanations and one-click presets that finish in under a minute on a
+2-core CPU (each measured by `python -m benchmarks.presets`).
 
 A preset names candidate method names (the first one registered is used), so it turns on by itself once the
-method lands in `distill_core.methods.METHODS`; until then the page shows it disabled with a note.
+method lands in `distill_core.methods.METHODS`; until then the page shows it disabled with a note. Its button
+starts it at once: `as_request()` carries `"start": True` (`START_FLAG`), which the app honours right after
+`state.apply_pending_preset()` by pressing Start for the user. Distiller presets start from noise
+(`init=noise`) so the images visibly become digits; `before_after()` finds a stored pair of grids (step 0 and
+the last step, written by `python -m benchmarks.presets --pairs assets/learn`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from distill_core.estimates import WARN_ABOVE_S, describe_seconds, estimate_seconds, needs_warning
 from distill_core.methods import METHODS
+
+START_FLAG = "start"    # key of a preset request: True asks the app to start the run as soon as it is configured
+PAIRS_DIR = Path(__file__).resolve().parent.parent / "assets" / "learn"
+MAX_PRESET_S = 60.0     # every preset finishes within this on a 2-core CPU (benchmarks/presets.py measures it)
 
 
 @dataclass(frozen=True)
@@ -22,6 +33,7 @@ class Preset:
     steps: int | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    key: str = ""                     # stable name (file names of its before/after pair)
 
     @property
     def method(self) -> str | None:
@@ -32,13 +44,53 @@ class Preset:
     def available(self) -> bool:
         return self.method is not None
 
-    def as_request(self) -> dict[str, Any]:
-        """The dict `ui.state.request_preset` takes."""
+    @property
+    def kind(self) -> str:
+        name = self.method
+        return METHODS[name].kind if name else "selector"
+
+    def run_steps(self) -> int:
+        """The steps the run will take (a selector does its work in one)."""
+        if self.kind != "distiller":
+            return 1
+        return int(self.steps or getattr(METHODS[self.method], "default_steps", 1))
+
+    def expected_seconds(self) -> float | None:
+        """The estimate from measured seconds per step (`distill_core.estimates`)."""
+        name = self.method
+        if name is None:
+            return None
+        return estimate_seconds(name, self.dataset, self.ipc, self.run_steps(), self.kind)
+
+    def as_request(self, start: bool = True) -> dict[str, Any]:
+        """The dict `ui.state.request_preset` takes; `start` asks the app to start it at once."""
         name = self.method
         known = set(METHODS[name].Config.__dataclass_fields__) if name else set()
         settings = {k: v for k, v in self.settings.items() if k in known}
         return {"title": self.title, "method": name, "dataset": self.dataset, "ipc": self.ipc,
-                "steps": self.steps, "seed": self.seed, "settings": settings}
+                "steps": self.steps, "seed": self.seed, "settings": settings, START_FLAG: bool(start)}
+
+    def before_after(self) -> tuple[Path, Path] | None:
+        """Paths of the stored step-0 and last-step grids of this preset, when both exist."""
+        if not self.key:
+            return None
+        pair = (PAIRS_DIR / f"{self.key}-before.png", PAIRS_DIR / f"{self.key}-after.png")
+        return pair if all(p.is_file() for p in pair) else None
+
+
+def estimate_note(method: str, dataset: str, ipc: int, steps: int | None) -> tuple[str, bool]:
+    """(a line stating the expected time of a run, whether it deserves a warning: over WARN_ABOVE_S)."""
+    cls = METHODS.get(method)
+    kind = cls.kind if cls is not None else "distiller"
+    n = int(steps or getattr(cls, "default_steps", 1)) if kind == "distiller" else 1
+    secs = estimate_seconds(method, dataset, ipc, n, kind)
+    if secs is None:
+        return f"No timing has been measured for {method} on {dataset}; it may take a while on a CPU.", False
+    if needs_warning(secs):
+        return (f"This run is expected to take {describe_seconds(secs)} on a 2-core CPU ({n:,} steps of {method} "
+                f"at IPC {ipc} on {dataset}) — more than {WARN_ABOVE_S / 60:.0f} minutes. Fewer steps, a lower "
+                f"IPC or the digits dataset are much faster."), True
+    return f"Expected time on a 2-core CPU: {describe_seconds(secs)}.", False
 
 
 @dataclass(frozen=True)
@@ -62,7 +114,7 @@ network is an ordinary one, trained from scratch, but on a tiny synthetic traini
 Why bother? Tiny training sets make experiments fast (architecture search, continual learning replay), they
 can be shared when the raw data cannot, and — the reason this lab exists — they show what a network *needs*
 to see of each class.
-""", (Preset("Random real images, 10 per class", ("random",), ipc=10),)),
+""", (Preset("Random real images, 10 per class", ("random",), ipc=10, key="random"),)),
     Topic("coresets", "Coresets: picking real images", """
 The oldest answer is a **coreset**: keep a few *real* images per class and throw the rest away. The baseline is
 **random** selection. Smarter rules pick images that cover the class well:
@@ -72,50 +124,59 @@ The oldest answer is a **coreset**: keep a few *real* images per class and throw
 - **k-center** (greedy) adds the image farthest from everything picked so far, so outliers are covered too.
 - A coreset is always made of genuine photos, so it is easy to trust — but a few real images rarely carry
   everything a class looks like.
-""", (Preset("Herding, 5 per class", ("herding",), ipc=5),
-      Preset("k-center, 5 per class", ("kcenter", "k-center", "k_center"), ipc=5))),
+""", (Preset("Herding, 5 per class", ("herding",), ipc=5, key="herding"),
+      Preset("k-center, 5 per class", ("kcenter", "k-center", "k_center"), ipc=5, key="kcenter"))),
     Topic("submodular", "Submodular selection", """
 **Facility location** scores a set of picks by how well every image of the class is "served" by its most
 similar pick, and grows the set greedily. The score is *submodular* — each extra pick helps less than the one
 before — which is exactly the property that makes the greedy choice provably good (within 63% of the best
 possible set). Libraries such as apricot implement it; here it is one more selector.
 """, (Preset("Facility location, 5 per class", ("facility", "facility-location", "facility_location", "fl"),
-             ipc=5),)),
+             ipc=5, key="facility"),)),
     Topic("kmeans", "k-means prototypes", """
 Cluster each class into *k* groups and keep the centre of each group. With *k* = 1 this is the **class mean**
 — one blurry average image per class. Centres are not real images (they are averages), so this is the simplest
 step from *selecting* towards *synthesising*. The **medoid** variant keeps the real image nearest each centre.
-""", (Preset("k-means centres, 5 per class", ("kmeans", "k-means", "k_means"), ipc=5),
-      Preset("Class mean (1 per class)", ("mean", "class-mean", "class_mean"), ipc=1))),
+""", (Preset("k-means centres, 5 per class", ("kmeans", "k-means", "k_means"), ipc=5, key="kmeans"),
+      Preset("Class mean (1 per class)", ("mean", "class-mean", "class_mean"), ipc=1, key="mean"))),
     Topic("kip", "KIP: kernel inducing points", """
 **KIP** learns the pixels directly. It uses the fact that a very wide neural network behaves like a *kernel
 machine* (the neural tangent kernel): training it on the summary has a closed-form answer, kernel ridge
 regression. KIP adjusts the summary's pixels (and optionally its labels) by gradient descent so that this
 closed-form predictor gets the real training images right. No network is ever trained in the loop, which makes
 it fast on a CPU for small images.
-""", (Preset("KIP on digits, 1 per class", ("kip",), ipc=1, steps=150),
-      Preset("KIP on digits, 10 per class", ("kip",), ipc=10, steps=150))),
+""", (Preset("KIP on MNIST from noise, 1 per class", ("kip",), dataset="mnist-5k", ipc=1, steps=150,
+             settings={"init": "noise", "lr_ipc1": 0.2}, key="kip-mnist-ipc1"),
+      Preset("KIP on digits from noise, 10 per class", ("kip",), ipc=10, steps=200,
+             settings={"init": "noise", "lr": 0.1}, key="kip-digits-ipc10"))),
     Topic("dm", "DM: distribution matching", """
 **Distribution matching** asks the synthetic images to look, *on average*, like the real ones through the eyes
 of many randomly initialised networks: for each class, the mean embedding of the synthetic images should match
 the mean embedding of a batch of real images. Nothing is trained — each step draws a fresh random network — so
 it is among the cheapest distillers and scales to many images per class.
-""", (Preset("DM on digits, 10 per class", ("dm",), ipc=10, steps=200),)),
+
+DM only asks the *average* embedding to match, so it starts from real images and moves them little: from noise it
+needs thousands of steps before digits appear (the noise that does not change the average is never removed).
+Compare the grid at step 0 and at the end in the replay — the changes are small and spread over the image.
+""", (Preset("DM on digits, 10 per class (from real images)", ("dm",), ipc=10, steps=40,
+             settings={"init": "real"}, key="dm-digits-ipc10"),)),
     Topic("dc", "DC and DSA: gradient matching", """
 **Dataset condensation (DC)** trains a network on the real data and on the synthetic data side by side and
 nudges the synthetic images so that both produce the *same gradients* on the network's weights — if the
 gradients match, training on either set moves the network the same way. **DSA** (differentiable siamese
 augmentation) applies the same random crops, flips, scalings and colour changes to both sides while matching,
 which makes the learned images more useful under augmentation and usually more accurate.
-""", (Preset("DC on digits, 1 per class", ("dc", "gm"), ipc=1, steps=20),
-      Preset("DSA on digits, 1 per class", ("dsa",), ipc=1, steps=20))),
+""", (Preset("DC on digits from noise, 1 per class", ("dc", "gm"), ipc=1, steps=25,
+             settings={"init": "noise"}, key="dc-digits-ipc1"),
+      Preset("DSA on digits from noise, 1 per class", ("dsa",), ipc=1, steps=15,
+             settings={"init": "noise"}, key="dsa-digits-ipc1"))),
     Topic("mtt", "MTT: matching training trajectories", """
 **Matching training trajectories** first records *expert* trajectories: the weights of networks trained on the
 full data, epoch after epoch. Then, starting from an expert's weights at some epoch, it trains a student for a
 few steps on the synthetic images and asks the student to land where the expert landed a few epochs later.
 Matching long stretches of training (not single gradients) gives the best images at the cost of the most compute.
-""", (Preset("MTT on digits, 1 per class", ("mtt",), ipc=1, steps=30,
-             settings={"num_experts": 1}),)),
+""", (Preset("MTT on digits from noise, 1 per class", ("mtt",), ipc=1, steps=10,
+             settings={"num_experts": 1, "init": "noise"}, key="mtt-digits-ipc1"),)),
     Topic("archetypes", "What the archetype images mean", """
 Each row of the grid is one class; each image is one of its **archetypes**. For a coreset they are real
 examples; for a k-means centre an average; for a distiller they are *whatever pixels teach a network that class

@@ -23,7 +23,7 @@ Steps: one `step()` is one update of the synthetic images. `default_steps` (what
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -35,6 +35,11 @@ from ..models import build_seeded
 from ..summary import Summary
 from .base import Method, MethodConfig, class_balanced_pick
 
+# the app draws `init` as a select box (settings widgets read "choices" and "help" from a field's metadata)
+INIT_FIELD = {"choices": ("real", "noise"),
+              "help": "real: start from real images (a seeded pick per class); noise: start from random noise, "
+                      "so the evolution towards the class is visible"}
+
 GROUPS = profiles.GROUPS
 dataset_group = profiles.dataset_family  # small / grey28 / colour32
 
@@ -44,7 +49,8 @@ class DistillerConfig(MethodConfig):
     """Settings every network distiller has."""
 
     method_key: ClassVar[str] = ""
-    init: str = "real"         # "real": a seeded class-balanced pick of real images; "noise": N(0, 1) pixels
+    init: str = field(default="real", metadata=INIT_FIELD)  # "real": a seeded class-balanced pick of real
+    #                                                            images; "noise": N(0, 1) pixels
     lr: float = 1.0            # learning rate of the synthetic images
     momentum: float = 0.5      # SGD momentum of the synthetic images
     width: int = 64            # ConvNet-3 channels of the networks used to distil

@@ -12,7 +12,7 @@ and reported in pixel space. The same kernel then judges any summary through the
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -22,6 +22,7 @@ from ..errors import InvalidInputError
 from ..evaluate import EvalResult, register_protocol, split_data
 from ..kernels import KERNEL_NAMES, KernelSpec, krr_predict, ridge_solve
 from ..summary import Summary
+from ._distiller import INIT_FIELD
 from .base import Method, MethodConfig, class_balanced_pick, register_method
 
 
@@ -60,7 +61,7 @@ class KIPConfig(MethodConfig):
     half_life: int = 0          # steps over which both learning rates halve (0: constant)
     learn_labels: bool = False
     target_batch: int = 1000
-    init: str = "real"             # real | noise
+    init: str = field(default="real", metadata=INIT_FIELD)  # real | noise (a select box in the app)
     shift: int = 0                 # random translations of the target images by up to this many pixels
     clip: bool = True              # keep the images inside the pixel range [0, 1]
     float64: bool = False          # optimise in double precision (slower; for checks)

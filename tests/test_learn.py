@@ -1,0 +1,121 @@
+"""Learn-page presets: valid for their method and dataset, estimated from measured step times, started by one
+click; the time estimate grows with steps and IPC."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from distill_core import estimates, jobs
+from distill_core.data import load_dataset
+from distill_core.methods import METHODS, create_method
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _no_jobs_left():
+    yield
+    jobs.stop_all()
+
+
+def _presets():
+    from ui import learn
+
+    return [p for p in learn.all_presets() if p.available]
+
+
+def test_every_preset_creates_its_method_and_fits_a_minute():
+    from ui import learn
+
+    presets = _presets()
+    assert len(presets) >= 10
+    assert len({p.key for p in presets}) == len(presets) and all(p.key for p in presets)
+    for preset in presets:
+        req = preset.as_request()
+        assert req[learn.START_FLAG] is True and req["settings"] == preset.settings  # nothing silently dropped
+        ds = load_dataset(req["dataset"])
+        method = create_method(req["method"], ds, req["ipc"], seed=req["seed"], overrides=dict(req["settings"]))
+        for name, value in req["settings"].items():
+            assert getattr(method.config, name) == value
+        secs = preset.expected_seconds()
+        assert secs is not None and 0 < secs <= learn.MAX_PRESET_S, (preset.title, secs)
+    distillers = [p for p in presets if p.kind == "distiller"]
+    assert all(p.settings.get("init") in ("real", "noise") for p in distillers)  # stated, not left to defaults
+    from_noise = {p.method for p in distillers if p.settings["init"] == "noise"}
+    assert {m for m in ("kip", "dc", "dsa") if m in METHODS} <= from_noise  # their evolution is visible
+
+
+def test_init_is_a_choice_of_every_distiller():
+    import dataclasses
+
+    for name, cls in METHODS.items():
+        if cls.kind != "distiller":
+            continue
+        fields = {f.name: f for f in dataclasses.fields(cls.Config)}
+        if "init" in fields:
+            assert tuple(fields["init"].metadata["choices"]) == ("real", "noise"), name
+
+
+@pytest.mark.parametrize("method,dataset", [("kip", "digits"), ("dm", "mnist-5k"), ("dc", "fashion-mnist"),
+                                            ("kip", "cifar10")])
+def test_estimate_is_monotone_in_steps_and_ipc(method, dataset):
+    ipcs = [1, 2, 5, 10, 20, 30, 50, 80, 200]
+    for steps in (1, 50, 1000):
+        row = [estimates.estimate_seconds(method, dataset, ipc, steps) for ipc in ipcs]
+        assert all(b >= a for a, b in zip(row, row[1:])), row
+    for ipc in ipcs:
+        col = [estimates.estimate_seconds(method, dataset, ipc, steps) for steps in (0, 1, 10, 100, 5000)]
+        assert all(b > a for a, b in zip(col[1:], col[2:])) and col[0] <= col[1]
+
+
+def test_estimate_follows_the_measured_table():
+    for (method, dataset, ipc), secs in estimates.STEP_SECONDS.items():
+        got = estimates.estimate_seconds(method, dataset, ipc, 100)
+        assert got >= 100 * secs - 1e-9
+    a, b = estimates.STEP_SECONDS[("kip", "digits", 1)], estimates.STEP_SECONDS[("kip", "digits", 10)]
+    assert estimates.seconds_per_step("kip", "digits", 4) == pytest.approx(a + (b - a) * 3 / 9)
+    assert estimates.seconds_per_step("kip", "mnist", 10) == pytest.approx(estimates.seconds_per_step("kip", "mnist-5k", 10))
+    assert estimates.seconds_per_step("kip", "cifar10", 10) > estimates.seconds_per_step("kip", "mnist-5k", 10)
+    assert estimates.estimate_seconds("nope", "digits", 1, 10) is None
+    assert estimates.estimate_seconds("kmeans", "digits", 5, 1, kind="selector") == estimates.SELECTOR_SECONDS
+
+
+def test_estimate_note_warns_above_two_minutes():
+    from ui import learn
+
+    text, warn = learn.estimate_note("kip", "digits", 1, 100)
+    assert not warn and "Expected time" in text
+    slow_steps = int(estimates.WARN_ABOVE_S / estimates.seconds_per_step("dm", "mnist-5k", 10)) + 10
+    text, warn = learn.estimate_note("dm", "mnist-5k", 10, slow_steps)
+    assert warn and "min" in text and "dm" in text
+    assert estimates.describe_seconds(None) == "unknown" and estimates.describe_seconds(30) == "about 30 s"
+
+
+def test_a_preset_button_starts_a_job():
+    """One click on the learn page: the distill page opens configured and the run is already going."""
+    from ui import learn
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/learn.py")
+    at.run()
+    assert not at.exception
+    topic, i, preset = next((t, i, p) for t in learn.TOPICS for i, p in enumerate(t.presets)
+                            if p.available and p.method == "kip")
+    assert "about" in at.button(key=f"learn.{topic.key}.{i}").label  # the expected time is on the button
+    before = {id(j) for j in list(jobs._RUNNING)}
+    at.button(key=f"learn.{topic.key}.{i}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Distill"
+    assert at.session_state["distill.method"] == preset.method
+    assert at.session_state[f"distill.setting.{preset.method}.init"] == "noise"
+    started = [j for j in list(jobs._RUNNING) if id(j) not in before]
+    assert len(started) == 1
+    spec = started[0].spec
+    assert (spec.method, spec.dataset, spec.ipc, spec.steps) == (preset.method, preset.dataset, preset.ipc,
+                                                                 preset.steps)
+    assert spec.settings == preset.settings and spec.settings["init"] == "noise"
+    assert at.button(key="distill.start").disabled and not at.button(key="distill.stop").disabled
+    assert any("Started" in m.value for m in at.info)
