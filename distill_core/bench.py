@@ -52,11 +52,11 @@ class BenchRow:
         return asdict(self)
 
 
-def evaluate_kwargs(split: str) -> dict:
-    """`split` for evaluate_summary, passed only when it is not the default "test"."""
+def check_split(split: str) -> str:
+    """The split an evaluation reports on: "test" (figures) or "val" (tuning)."""
     if split not in ("test", "val"):
         raise InvalidInputError(f"split must be 'test' or 'val', got {split!r}")
-    return {} if split == "test" else {"split": split}
+    return split
 
 
 def run_cell(dataset: ImageSet, name: str, ipc: int, steps: int | None = None, protocol: str = "quick",
@@ -66,7 +66,7 @@ def run_cell(dataset: ImageSet, name: str, ipc: int, steps: int | None = None, p
     own networks (seeded from `eval_seed(s)`). A cell the method cannot serve gets `error`."""
     seeds = [0] if seeds is None else [int(s) for s in seeds]
     row = BenchRow(name, int(ipc), seeds=seeds, profile=profile, split=split)
-    extra = evaluate_kwargs(split)
+    check_split(split)
     try:
         for s in seeds:
             if should_stop is not None and should_stop():
@@ -78,7 +78,7 @@ def run_cell(dataset: ImageSet, name: str, ipc: int, steps: int | None = None, p
             row.distill_seconds = round(row.distill_seconds + run.seconds, 3)
             t0 = time.perf_counter()
             result = evaluate_summary(run.summary(), dataset, protocol, reps=reps, seed=eval_seed(s), device=device,
-                                      should_stop=should_stop, **extra)
+                                      should_stop=should_stop, split=split)
             row.eval_seconds = round(row.eval_seconds + time.perf_counter() - t0, 3)
             row.seed_accs.append(float(result.acc_mean))
             row.seed_runs.append([float(a) for a in result.accs])
@@ -105,7 +105,7 @@ def run_bench(dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int
     """Run every (method, ipc) pair over `seeds` distillation seeds (seed, seed + 1, ...); a pair a method cannot
     serve (e.g. `mean` at IPC 10) gets `error`."""
     check_profile(profile)
-    evaluate_kwargs(split)
+    check_split(split)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise InvalidInputError(f"seeds must be a positive whole number, got {seeds!r}")
     for name in methods:  # unknown names fail before any work is done

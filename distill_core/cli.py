@@ -191,12 +191,12 @@ def cmd_experts(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .bench import evaluate_kwargs
+    from .bench import check_split
     from .data import load_dataset
     from .evaluate import evaluate_summary
     from .runs import add_evaluation, load_run
 
-    extra = evaluate_kwargs(args.split)
+    check_split(args.split)
     record = load_run(args.run_dir, with_snapshots=False)
     cfg = record.config
     dataset = load_dataset(cfg["dataset"], data_root=args.data_root or cfg.get("data_root"),
@@ -204,7 +204,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if dataset.class_names != record.summary.class_names:
         raise InvalidInputError(f"the run's classes do not match dataset {dataset.name}'s classes")
     result = evaluate_summary(record.summary, dataset, args.protocol, model=args.model, reps=args.reps,
-                              seed=args.seed, device=args.device, **extra)
+                              seed=args.seed, device=args.device, split=args.split)
     evaluation = {"protocol": result.protocol, "model": result.model, "reps": result.reps,
                   "acc_mean": result.acc_mean, "acc_std": result.acc_std, "accs": result.accs,
                   "split": args.split, "seconds": round(result.seconds, 3)}
@@ -221,7 +221,7 @@ def _bench_rows(args: argparse.Namespace, protocol: str) -> tuple[Any, list[Any]
     """Check bench/reproduce arguments, load the dataset, run the cells with a progress bar."""
     from tqdm import tqdm
 
-    from .bench import evaluate_kwargs, run_bench
+    from .bench import check_split, run_bench
     from .data import load_dataset
     from .device import resolve_device
     from .evaluate import protocol_names
@@ -230,7 +230,7 @@ def _bench_rows(args: argparse.Namespace, protocol: str) -> tuple[Any, list[Any]
 
     device = resolve_device(args.device)
     check_profile(args.profile)
-    evaluate_kwargs(args.split)
+    check_split(args.split)
     if protocol not in protocol_names():
         raise InvalidInputError(f"unknown protocol {protocol!r}; choose one of {', '.join(protocol_names())}")
     if any(i < 1 for i in args.ipc):
