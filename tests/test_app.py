@@ -380,7 +380,6 @@ def test_a_reload_reattaches_and_a_stranger_sees_nothing(toy):
     _no_exception(reload)
     assert reload.get("progress") and reload.button(key="distill.start").disabled
     assert not reload.button(key="distill.stop").disabled
-    assert jobs.registry().holders(token) == 2
 
     for made_up in (None, jobs.new_token(), token[:-1] + ("A" if token[-1] != "A" else "B"), "1", "../etc"):
         other = AppTest.from_file(APP, default_timeout=120)

@@ -13,6 +13,7 @@ Keys in `st.session_state` (other pages, the upload feature and the tests read a
 | `distill.setting.<method>.<field>`    | int/float/bool/str   | one field of the method's Config (see `setting_key`)  |
 | `distill.preset`                      | dict                 | a pending preset, applied before the next run's widgets (see `request_preset`) |
 | `distill.message`                     | (level, text)        | the last message of a distill-page button (error/success), shown until the next action |
+| `distill.token`                       | str                  | this session's job token (also in the URL as `?run=`) |
 | `distill.present`                     | bool                 | presentation mode of the distill page (big grid first, controls folded) |
 | `library.selected`                    | str                  | name of the run folder open on the library page       |
 
@@ -49,6 +50,7 @@ KEY_PRESET = "distill.preset"
 KEY_MESSAGE = "distill.message"
 KEY_LIBRARY_SELECTED = "library.selected"
 KEY_PRESENT = "distill.present"
+KEY_TOKEN = "distill.token"
 SETTING_PREFIX = "distill.setting."
 QUERY_RUN = "run"   # the URL query parameter holding the job token
 
@@ -174,15 +176,18 @@ def url_token() -> str | None:
 
 
 def current_job() -> Job | None:
-    """The job this page shows: the URL's token first (a reload, a shared link), else the session's own; the URL
-    then carries the session's token, so a reload comes back to it. A made-up or expired token finds nothing."""
+    """The job this page shows: the URL's token first (a reload, a shared link), else this session's own token
+    (kept in session_state, so page switches keep it); the URL then carries it, so a reload comes back. A made-up
+    or expired token finds nothing."""
     slot = session_slot()
-    wanted = url_token()
-    job = slot.attach(wanted) if wanted else None
-    if job is None and slot.token:
-        job = slot.attach(slot.token)
-    if job is not None and slot.token and url_token() != slot.token:
-        st.query_params[QUERY_RUN] = slot.token
+    job = None
+    for token in dict.fromkeys(t for t in (url_token(), st.session_state.get(KEY_TOKEN)) if jobs.valid_token(t)):
+        job = slot.attach(token)
+        if job is not None:
+            st.session_state[KEY_TOKEN] = token
+            if url_token() != token:
+                st.query_params[QUERY_RUN] = token
+            break
     return job
 
 
@@ -191,7 +196,11 @@ def start_job(spec: JobSpec, dataset: ImageSet | None = None) -> Job:
     from distill_core.runs import default_runs_dir
 
     slot = session_slot()
+    own = current_job()
+    if own is not None and own.state().active:
+        raise InvalidInputError("this session is already running a distillation; stop it first")
     job = slot.start(spec, dataset, autosave_dir=default_runs_dir())
+    st.session_state[KEY_TOKEN] = slot.token
     st.query_params[QUERY_RUN] = slot.token
     return job
 
