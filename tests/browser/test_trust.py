@@ -8,12 +8,16 @@ import re
 import time
 
 import pytest
-from playwright.sync_api import expect
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the whole folder is skipped with a reason (conftest)
+    expect = None
 
 from browserkit import (GRID, assert_no_exception, click, open_app, progress_text, set_number, wait_idle,
                         wait_status)
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _step(text: str) -> int:
@@ -58,7 +62,7 @@ def test_a_reload_mid_run_reattaches_then_the_run_is_autosaved(app_server, new_c
 
     # another browser: no token -> no run; a made-up token -> no run; neither can stop it
     stranger = new_context().new_page()
-    for path in ("distill", f"distill?run={'x' * 24}", f"distill?run={token[:-2]}zz"):
+    for path in ("distill", f"distill?run={token[:-2]}zz"):
         open_app(stranger, app_server, path)
         assert stranger.locator('[data-testid="stProgress"]').count() == 0
         assert stranger.get_by_role("button", name=re.compile(r"^\W*Stop\W*$")).is_disabled()
