@@ -92,10 +92,14 @@ def run_view() -> None:
         view.live_panel(job, status, present=present)
     if status in (view.STARTING, view.RUNNING):
         return
-    with guard("Exports failed"):
-        view.exports_row(job)
+    if not present:  # downloads right under the progress; in presentation mode the grid comes first
+        with guard("Exports failed"):
+            view.exports_row(job)
     with guard("The result could not be drawn"):
         view.result_view(job, present=present)
+    if present:
+        with guard("Exports failed"):
+            view.exports_row(job)
 
 
 if present:
