@@ -1,4 +1,9 @@
-"""Distill: pick a method, IPC, steps and settings; Start / Pause / Resume / Stop; watch the archetypes evolve."""
+"""Distill: pick a method, IPC, steps and settings; Start / Pause / Resume / Stop; watch the archetypes evolve.
+
+The run lives on the server under a token in this page's URL (`?run=…`): a reload comes back to it, and it is
+saved to the run library by itself when it ends. Start is disabled, with the reason, while a shown value cannot
+run. Presentation mode puts the grid first and large, the controls folded away.
+"""
 from __future__ import annotations
 
 import streamlit as st
@@ -22,56 +27,87 @@ if not METHODS:
     st.error("No method is registered.")
     st.stop()
 
-names = sorted(METHODS, key=lambda n: (METHODS[n].kind != "distiller", n))
-if st.session_state.get(state.KEY_METHOD) not in METHODS:
-    st.session_state[state.KEY_METHOD] = "kip" if "kip" in METHODS else names[0]
-if dataset is not None:
-    st.caption(f"Dataset: **{dataset.describe()}** — change it in the sidebar.")
+present = st.toggle("Presentation mode", key=state.KEY_PRESENT,
+                    help="The archetype grid large and first, the controls folded away (for a projector)")
+if state.url_token() is None and st.query_params.get(state.QUERY_RUN) and job is None:
+    st.info("There is no live run under this link (it ended, or the link is wrong). Finished runs are in the "
+            "Run library.")
 
-view.sanitize_int(state.KEY_IPC, 1, LIMITS.max_ipc, view.default_ipc(dataset.class_counts() if dataset else []))
-view.sanitize_int(state.KEY_STEPS, 1, LIMITS.max_steps, int(METHODS[st.session_state[state.KEY_METHOD]].default_steps))
-view.sanitize_int(state.KEY_SEED, 0, 2 ** 31 - 1, 0)
 
-c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
-with c1:
-    method = st.selectbox("Method", names, key=state.KEY_METHOD, format_func=view.method_label, disabled=busy,
-                          on_change=view.on_method_change)
-cls = METHODS[method]
-with c2:
-    st.number_input("Images per class (IPC)", min_value=1, max_value=LIMITS.max_ipc, step=1, key=state.KEY_IPC,
-                    disabled=busy, help="How many images each class gets in the summary.")
-with c3:
-    st.number_input("Steps", min_value=1, max_value=LIMITS.max_steps, step=10, key=state.KEY_STEPS,
-                    disabled=busy or cls.kind != "distiller",
-                    help="Optimisation steps (selectors do their work in one step).")
-with c4:
-    st.number_input("Seed", min_value=0, max_value=2 ** 31 - 1, step=1, key=state.KEY_SEED, disabled=busy)
-st.caption(cls.description or "")
+def controls() -> None:
+    names = sorted(METHODS, key=lambda n: (METHODS[n].kind != "distiller", n))
+    if st.session_state.get(state.KEY_METHOD) not in METHODS:
+        st.session_state[state.KEY_METHOD] = "kip" if "kip" in METHODS else names[0]
+    if dataset is not None:
+        st.caption(f"Dataset: **{dataset.describe()}** — change it in the sidebar.")
 
-with st.expander(f"Settings of {method}", expanded=False):
-    view.settings_widgets(cls, dataset.name if dataset is not None else state.selected_dataset_name(), busy)
-    st.button("Reset to defaults", key="distill.reset", on_click=view.reset_settings, args=(method,),
-              disabled=busy)
+    view.sanitize_int(state.KEY_IPC, view.default_ipc(dataset.class_counts() if dataset else []))
+    view.sanitize_int(state.KEY_STEPS, int(METHODS[st.session_state[state.KEY_METHOD]].default_steps))
+    view.sanitize_int(state.KEY_SEED, 0)
 
-b1, b2, b3, b4, _ = st.columns([1, 1, 1, 1, 3])
-b1.button("Start", key="distill.start", type="primary", icon=":material/play_arrow:", on_click=view.on_start,
-          disabled=busy or dataset is None)
-b2.button("Pause", key="distill.pause", icon=":material/pause:", on_click=view.on_pause,
-          disabled=status not in (view.STARTING, view.RUNNING))
-b3.button("Resume", key="distill.resume", icon=":material/resume:", on_click=view.on_resume,
-          disabled=status != view.PAUSED)
-b4.button("Stop", key="distill.stop", icon=":material/stop:", on_click=view.on_stop, disabled=not busy)
-state.show_message()
+    c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+    with c1:
+        method = st.selectbox("Method", names, key=state.KEY_METHOD, format_func=view.method_label, disabled=busy,
+                              on_change=view.on_method_change)
+    cls = METHODS[method]
+    smallest = min(dataset.class_counts()) if dataset is not None else LIMITS.max_ipc
+    # no min/max on the boxes: what is typed is what the page holds, and Start says why a value cannot run
+    with c2:
+        st.number_input("Images per class (IPC)", step=1, key=state.KEY_IPC, disabled=busy,
+                        on_change=state.clear_message,
+                        help=f"How many images each class gets in the summary (1 to {min(smallest, LIMITS.max_ipc)}"
+                             f" here: the smallest class has {smallest} training images).")
+    with c3:
+        st.number_input("Steps", step=10, key=state.KEY_STEPS, disabled=busy or cls.kind != "distiller",
+                        on_change=state.clear_message,
+                        help=f"Optimisation steps, 1 to {LIMITS.max_steps:,} (selectors do their work in one step).")
+    with c4:
+        st.number_input("Seed", step=1, key=state.KEY_SEED, disabled=busy, on_change=state.clear_message)
+    st.caption(cls.description or "")
 
-job = state.current_job()
-if job is not None:
+    with st.expander(f"Settings of {method}", expanded=False):
+        view.settings_widgets(cls, dataset.name if dataset is not None else state.selected_dataset_name(), busy)
+        st.button("Reset to defaults", key="distill.reset", on_click=view.reset_settings, args=(method,),
+                  disabled=busy)
+
+    problem = None if busy else view.start_problem(dataset)
+    b1, b2, b3, b4, _ = st.columns([1, 1, 1, 1, 3])
+    b1.button("Start", key="distill.start", type="primary", icon=":material/play_arrow:", on_click=view.on_start,
+              disabled=busy or problem is not None, help=f"Cannot start: {problem}" if problem else None)
+    b2.button("Pause", key="distill.pause", icon=":material/pause:", on_click=view.on_pause,
+              disabled=status not in (view.STARTING, view.RUNNING))
+    b3.button("Resume", key="distill.resume", icon=":material/resume:", on_click=view.on_resume,
+              disabled=status != view.PAUSED)
+    b4.button("Stop", key="distill.stop", icon=":material/stop:", on_click=view.on_stop, disabled=not busy)
+    if problem:
+        st.warning(f"Start is disabled: {problem}", icon=":material/block:")
+
+
+def run_view() -> None:
+    job = state.current_job()
+    if job is None:
+        return
     status = job.state().status
     with guard("The live view failed"):
-        view.live_panel(job, status)
-    if status not in (view.STARTING, view.RUNNING):
-        with guard("Replay failed"):
-            view.replay(job)
+        view.live_panel(job, status, present=present)
+    if status in (view.STARTING, view.RUNNING):
+        return
+    if not present:  # downloads right under the progress; in presentation mode the grid comes first
         with guard("Exports failed"):
             view.exports_row(job)
-    else:
-        st.caption("Pause or wait for the end to replay the stored snapshots and export.")
+    with guard("The result could not be drawn"):
+        view.result_view(job, present=present)
+    if present:
+        with guard("Exports failed"):
+            view.exports_row(job)
+
+
+if present:
+    with st.expander("Controls", expanded=False, icon=":material/tune:"):
+        controls()
+    state.show_message()
+    run_view()
+else:
+    controls()
+    state.show_message()
+    run_view()

@@ -17,7 +17,7 @@ with guard("The runs folder could not be read"):
     rows = library_view.table_rows(root)
 
 if not rows:
-    st.info("No runs yet. Distill something and press *Save to library*, or run "
+    st.info("No runs yet. Distill something (a run saves itself here when it ends), or run "
             "`python -m distill_core distill --dataset digits --method random --ipc 10 --eval quick`.")
     st.stop()
 

@@ -15,11 +15,20 @@ the loop:
     job = start_job(JobSpec("kip", "digits", ipc=1, steps=200))
     while job.state().active: time.sleep(0.5)
     job.save()   # a run folder under runs.default_runs_dir()
+
+The app keeps its jobs in one server-wide `JobRegistry` (`registry()`), keyed by an unguessable token that the
+page puts in its URL: a reload or a reconnect finds the same job again, and a visitor without the token cannot see
+or control it. Pages *hold* a token while they show it; when no page holds it any more an idle timer starts, and
+after `idle_timeout_s` the job is stopped (and autosaved) and its entry dropped. A job started with `autosave_dir`
+saves itself there once, when it finishes or is stopped.
 """
 from __future__ import annotations
 
 import collections
 import math
+import os
+import re
+import secrets
 import threading
 import time
 import uuid
@@ -46,6 +55,7 @@ MAX_PLOT_POINTS = 1500          # metrics rows handed to a reader (evenly thinne
 MAX_LOGGED_ROWS = 5000          # a long run logs every k-th step so its metrics history stays bounded
 SNAPSHOT_BYTES = 48 * 2 ** 20   # float16 snapshot history per job, at most (and at most 64 snapshots)
 PUBLISH_EVERY_S = 0.05          # the worker hands fresh images to readers at most this often
+AUTOSAVE_EVAL_WAIT_S = 120.0    # an autosave waits this long at most for the final step's evaluation
 
 
 class BusyError(DistillError):
@@ -92,6 +102,8 @@ class JobState:
     evaluating: bool
     eval_error: str | None
     device: str
+    saved_path: str | None = None     # the run folder the job autosaved itself to (once finished or stopped)
+    save_error: str | None = None     # why that autosave failed
 
     @property
     def active(self) -> bool:
@@ -119,9 +131,12 @@ def running_jobs() -> int:
 
 
 def stop_all(timeout: float = 10.0) -> None:
-    """Stop every job of this process (tests, shutdown)."""
+    """Stop every job of this process and forget every token of the registry (tests, shutdown)."""
     with _REGISTRY_LOCK:
         jobs = list(_RUNNING)
+        reg = _REGISTRY
+    if reg is not None:
+        reg.stop_all(timeout)
     for job in jobs:
         job.stop(wait=True, timeout=timeout)
 
@@ -186,35 +201,49 @@ def snapshot_capacity(images: torch.Tensor, budget_bytes: int = SNAPSHOT_BYTES, 
     return int(max(2, min(most, budget_bytes // per)))
 
 
+def _load(spec: JobSpec) -> ImageSet:
+    if not isinstance(spec.dataset, str) or not spec.dataset.strip():
+        raise InvalidInputError("no dataset chosen")
+    return load_dataset(spec.dataset)
+
+
+def check_spec(spec: JobSpec, dataset: ImageSet) -> tuple[type[Method], MethodConfig, int]:
+    """Every check `Job` makes before it starts, without starting anything: the method class, its Config and the
+    number of steps that will run. Raises a DistillError with one clear sentence (the page shows it beside a
+    disabled Start button)."""
+    cls = get_method(spec.method)
+    if not isinstance(spec.dataset, str) or not spec.dataset.strip():
+        raise InvalidInputError("no dataset chosen")
+    check_ipc(cls, dataset, spec.ipc)
+    if not isinstance(spec.settings, dict):
+        raise InvalidInputError("settings must be a mapping of setting name to value")
+    config = cls.Config.from_overrides(dataset.name, dict(spec.settings))
+    steps = spec.steps if spec.steps is not None else int(getattr(cls, "default_steps", 1) or 1)
+    _check_steps(steps)
+    _check_seed(spec.seed)
+    if cls.kind != "distiller":
+        steps = 1
+    if not isinstance(spec.eval_every_s, (int, float)) or not math.isfinite(spec.eval_every_s) \
+            or spec.eval_every_s <= 0:
+        raise InvalidInputError(f"eval_every_s must be a positive number, got {spec.eval_every_s}")
+    from .evaluate import protocol_names
+
+    if spec.eval_protocol not in ("auto", "none", *protocol_names()):
+        raise InvalidInputError(f"unknown evaluation protocol {spec.eval_protocol!r}; choose auto, none or one "
+                                f"of {', '.join(protocol_names())}")
+    return cls, config, int(steps)
+
+
 class Job:
     """One method run in a background thread. Build with `start_job` (validates, reserves a slot, starts)."""
 
-    def __init__(self, spec: JobSpec, dataset: ImageSet | None = None):
+    def __init__(self, spec: JobSpec, dataset: ImageSet | None = None, autosave_dir: str | Path | None = None):
         self.spec = spec
+        self.autosave_dir = Path(autosave_dir) if autosave_dir is not None else None
         self.id = uuid.uuid4().hex[:10]
-        cls = get_method(spec.method)
-        self.method_cls: type[Method] = cls
-        if not isinstance(spec.dataset, str) or not spec.dataset.strip():
-            raise InvalidInputError("no dataset chosen")
-        self.dataset = dataset if dataset is not None else load_dataset(spec.dataset)
-        check_ipc(cls, self.dataset, spec.ipc)
-        if not isinstance(spec.settings, dict):
-            raise InvalidInputError("settings must be a mapping of setting name to value")
-        self.config: MethodConfig = cls.Config.from_overrides(self.dataset.name, dict(spec.settings))
-        steps = spec.steps if spec.steps is not None else int(getattr(cls, "default_steps", 1) or 1)
-        _check_steps(steps)
-        _check_seed(spec.seed)
-        if cls.kind != "distiller":
-            steps = 1
-        self.total_steps = int(steps)
+        self.dataset = dataset if dataset is not None else _load(spec)
+        self.method_cls, self.config, self.total_steps = check_spec(spec, self.dataset)
         self.device = resolve_device(spec.device)
-        if not math.isfinite(spec.eval_every_s) or spec.eval_every_s <= 0:
-            raise InvalidInputError(f"eval_every_s must be a positive number, got {spec.eval_every_s}")
-        from .evaluate import protocol_names
-
-        if spec.eval_protocol not in ("auto", "none", *protocol_names()):
-            raise InvalidInputError(f"unknown evaluation protocol {spec.eval_protocol!r}; choose auto, none or one "
-                                    f"of {', '.join(protocol_names())}")
 
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -238,6 +267,9 @@ class Job:
         self._worker_done = threading.Event()
         self._worker: threading.Thread | None = None
         self._evaluator: threading.Thread | None = None
+        self._save_lock = threading.Lock()
+        self._saved_path: Path | None = None
+        self._save_error: str | None = None
         self.started_at = time.time()
 
     # -------------------------------------------------------------------------------------------- control
@@ -319,7 +351,8 @@ class Job:
                         summary.images if summary is not None else None,
                         summary.hard_labels if summary is not None else None,
                         list(self.dataset.class_names), rows, accuracy, snap_steps, elapsed, rate, eta, error,
-                        evaluating, eval_error, describe_device(self.device))
+                        evaluating, eval_error, describe_device(self.device),
+                        str(self._saved_path) if self._saved_path is not None else None, self._save_error)
 
     def summary(self) -> Summary | None:
         """The latest published summary (a detached CPU copy), or None before the first one."""
@@ -356,6 +389,25 @@ class Job:
         return [{"protocol": last["protocol"], "model": last.get("model", "convnet"), "reps": 1,
                  "acc_mean": last["acc"], "acc_std": 0.0, "accs": [last["acc"]], "seconds": last["seconds"],
                  "source": "app-live", **({"epochs": last["epochs"]} if "epochs" in last else {})}]
+
+    @property
+    def saved_path(self) -> Path | None:
+        """The run folder this job autosaved itself to, once it has."""
+        return self._saved_path
+
+    def autosave(self) -> Path | None:
+        """Save once into `autosave_dir` (a finished or stopped job with a summary); later calls return the same
+        folder. A failure is kept as `save_error` (state) and returns None."""
+        with self._save_lock:
+            if self._saved_path is not None or self.autosave_dir is None or self._save_error is not None:
+                return self._saved_path
+            if self.state().status not in (FINISHED, STOPPED) or self.summary() is None:
+                return None
+            try:
+                self._saved_path = self.save(runs_dir=self.autosave_dir)
+            except Exception as exc:  # noqa: BLE001 - a full disk must not crash the worker thread
+                self._save_error = _short_error(exc)
+            return self._saved_path
 
     def save(self, out_dir: str | Path | None = None, runs_dir: str | Path | None = None) -> Path:
         """Write the latest summary as a run folder (default: a new name under the runs folder)."""
@@ -452,6 +504,11 @@ class Job:
             _release(self)
             self._worker_done.set()
             self._eval_wake.set()
+        if self.autosave_dir is not None and status in (FINISHED, STOPPED):
+            evaluator = self._evaluator
+            if evaluator is not None and evaluator.is_alive():  # the final step's accuracy goes into the save
+                evaluator.join(AUTOSAVE_EVAL_WAIT_S)
+            self.autosave()
 
     # ------------------------------------------------------------------------------------------ evaluator
     def _protocol(self) -> str:
@@ -463,16 +520,11 @@ class Job:
         return wanted
 
     def _evaluate(self, summary: Summary) -> dict[str, Any]:
-        from .evaluate import evaluate_summary
-
         protocol = self._protocol()
         t0 = time.perf_counter()
-        kwargs: dict[str, Any] = {"reps": 1, "seed": self.spec.seed, "device": self.device}
-        if protocol == "quick":
-            kwargs.update(epochs=max(1, int(self.spec.eval_epochs)), should_stop=self._stop.is_set)
-        result = evaluate_summary(summary, self.dataset, protocol, **kwargs)
-        row = {"acc": float(result.acc_mean), "protocol": result.protocol, "model": result.model,
-               "seconds": round(time.perf_counter() - t0, 3)}
+        acc, model = live_evaluate(summary, self.dataset, protocol, self.spec.seed, self.device,
+                                   self.spec.eval_epochs, self._stop.is_set)
+        row = {"acc": acc, "protocol": protocol, "model": model, "seconds": round(time.perf_counter() - t0, 3)}
         if protocol == "quick":
             row["epochs"] = int(self.spec.eval_epochs)
         return row
@@ -518,6 +570,86 @@ class Job:
                 self._evaluating = False
 
 
+def live_evaluate(summary: Summary, dataset: ImageSet, protocol: str, seed: int = 0, device: Any = "cpu",
+                  epochs: int | None = 40, should_stop=None) -> tuple[float, str]:
+    """The live evaluation a job plots: one network (`quick`, `epochs` epochs) or the protocol as it is (`krr`).
+    Returns (accuracy, model)."""
+    from .evaluate import evaluate_summary
+
+    kwargs: dict[str, Any] = {"reps": 1, "seed": seed, "device": device}
+    if protocol == "quick":
+        kwargs.update(epochs=max(1, int(epochs or 40)), should_stop=should_stop)
+    result = evaluate_summary(summary, dataset, protocol, **kwargs)
+    return float(result.acc_mean), result.model
+
+
+# reference lines of the live accuracy plot -------------------------------------------------------------------
+REFERENCE_SEEDS = 3              # random picks: mean over this many draws
+FULL_DATA_MAX = {"krr": 5000}  # the full-data line: krr on training sets up to this size (seconds; a network on
+#                                  all of digits takes over a minute of a CPU core, so `quick` gets none)
+_REF_LOCK = threading.Lock()
+_REFS: dict[tuple, dict[str, float]] = {}
+_REF_QUEUE: "collections.OrderedDict[tuple, ImageSet]" = collections.OrderedDict()
+_REF_THREAD: threading.Thread | None = None
+_REF_MAX = 128
+
+
+def reference_accuracies(dataset_name: str, ipc: int, protocol: str, epochs: int | None = None,
+                         dataset: ImageSet | None = None) -> dict[str, float]:
+    """Accuracies to draw beside a live curve, measured with the same live evaluation: 'random picks' (random real
+    images at the same IPC, mean of REFERENCE_SEEDS draws) and 'full data' (the whole training split, when it is
+    small enough to be quick). Computed once per (dataset, IPC, protocol, epochs) in one background thread and
+    cached; until then (or without `dataset` to compute from) what is known so far, possibly {}."""
+    global _REF_THREAD
+    key = (str(dataset_name), int(ipc), str(protocol), int(epochs) if epochs else None)
+    with _REF_LOCK:
+        known = dict(_REFS.get(key, {}))
+        if key in _REFS or dataset is None or key in _REF_QUEUE:
+            return known
+        _REF_QUEUE[key] = dataset
+        if _REF_THREAD is None or not _REF_THREAD.is_alive():
+            _REF_THREAD = threading.Thread(target=_reference_loop, name="distill-reference", daemon=True)
+            _REF_THREAD.start()
+    return known
+
+
+def _reference_loop() -> None:
+    global _REF_THREAD
+    _bound_threads()
+    while True:
+        with _REF_LOCK:
+            if not _REF_QUEUE:
+                _REF_THREAD = None
+                return
+            key, dataset = _REF_QUEUE.popitem(last=False)
+            _REFS[key] = {}
+            while len(_REFS) > _REF_MAX:
+                _REFS.pop(next(iter(_REFS)))
+        try:
+            _compute_references(key, dataset)
+        except Exception:  # noqa: BLE001 - a reference line is optional; what was measured stays
+            pass
+
+
+def _compute_references(key: tuple, dataset: ImageSet) -> None:
+    from .methods import create_method
+
+    _, ipc, protocol, epochs = key
+    accs = []
+    for seed in range(REFERENCE_SEEDS):
+        summary = create_method("random", dataset, ipc, seed=seed).summary()
+        accs.append(live_evaluate(summary, dataset, protocol, seed, "cpu", epochs)[0])
+    with _REF_LOCK:
+        _REFS.setdefault(key, {})["random picks"] = sum(accs) / len(accs)
+    if len(dataset.y_train) <= FULL_DATA_MAX.get(protocol, 0):
+        counts = torch.bincount(dataset.y_train.long(), minlength=dataset.num_classes)
+        full = Summary(dataset.x_train.float(), dataset.y_train.long(), "full", dataset.name,
+                       int(counts.max()), list(dataset.class_names), {})
+        acc = live_evaluate(full, dataset, protocol, 0, "cpu", epochs)[0]
+        with _REF_LOCK:
+            _REFS.setdefault(key, {})["full data"] = acc
+
+
 def warm_up(dataset: str = "digits", method: str | None = None) -> float:
     """Pay the first-use costs once (torch's optimiser machinery imports ~3 s of modules; the embedded dataset;
     one step of a distiller) so that a user's first Start shows its grid at once. Returns the seconds spent.
@@ -545,9 +677,9 @@ def warm_up(dataset: str = "digits", method: str | None = None) -> float:
     return time.perf_counter() - t0
 
 
-def start_job(spec: JobSpec, dataset: ImageSet | None = None) -> Job:
+def start_job(spec: JobSpec, dataset: ImageSet | None = None, autosave_dir: str | Path | None = None) -> Job:
     """Validate `spec` (DistillError with a clear message), reserve a slot, start the threads."""
-    return Job(spec, dataset).start()
+    return Job(spec, dataset, autosave_dir).start()
 
 
 def job_wait(job: Job, timeout: float = 60.0, poll: float = 0.05) -> JobState:
@@ -558,3 +690,180 @@ def job_wait(job: Job, timeout: float = 60.0, poll: float = 0.05) -> JobState:
         time.sleep(poll)
         state = job.state()
     return state
+
+
+# the server-wide registry: jobs by unguessable token --------------------------------------------------------
+IDLE_TIMEOUT_ENV = "DISTILL_JOB_IDLE_S"
+DEFAULT_IDLE_TIMEOUT_S = 300.0   # a job no page holds is stopped (and autosaved) after this many seconds
+MAX_REGISTERED = 64              # entries kept (finished ones with no holder are dropped first)
+TOKEN_BYTES = 18                 # secrets.token_urlsafe(18): 24 characters, 144 random bits
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def new_token() -> str:
+    """A fresh unguessable job token (URL-safe)."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def valid_token(token: Any) -> bool:
+    """True for a string that has the shape of a token (says nothing about whether a job has it)."""
+    return isinstance(token, str) and _TOKEN_RE.fullmatch(token) is not None
+
+
+def idle_timeout_from_env(default: float = DEFAULT_IDLE_TIMEOUT_S) -> float:
+    """$DISTILL_JOB_IDLE_S when it is a non-negative number, else `default`."""
+    raw = os.environ.get(IDLE_TIMEOUT_ENV, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        return default
+    return value if math.isfinite(value) and value >= 0 else default
+
+
+@dataclass
+class _Entry:
+    job: Job
+    holders: set[str]
+    idle_since: float | None
+
+
+class JobRegistry:
+    """Jobs keyed by token, shared by every browser session of the server.
+
+    `start(token, spec, ..., holder=h)` starts a job under a fresh token held by `h`; `attach(token, h)` finds
+    it again (a reload, a reconnect, another tab with the link) and `release(token, h)` lets go. With no holder
+    left the entry's idle timer runs: after `idle_timeout_s` the job is stopped and the entry dropped. Jobs still
+    count against the global cap while nobody holds them, and at most `max_entries` entries are kept."""
+
+    def __init__(self, idle_timeout_s: float | None = None, max_entries: int = MAX_REGISTERED,
+                 clock=time.monotonic):
+        self.idle_timeout_s = idle_timeout_from_env() if idle_timeout_s is None else float(idle_timeout_s)
+        self.max_entries = int(max_entries)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+        self._sweeper: threading.Thread | None = None
+        self._wake = threading.Event()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def start(self, token: str, spec: JobSpec, dataset: ImageSet | None = None, holder: str | None = None,
+              autosave_dir: str | Path | None = None) -> Job:
+        """Start a job under `token` (a token is used once); BusyError at the global cap."""
+        if not valid_token(token):
+            raise InvalidInputError("invalid job token")
+        self.sweep()
+        with self._lock:
+            if token in self._entries:
+                raise InvalidInputError("this job token is already in use")
+        job = start_job(spec, dataset, autosave_dir)
+        with self._lock:
+            self._entries[token] = _Entry(job, {holder} if holder else set(), None if holder else self._clock())
+            self._evict()
+        if not holder:
+            self._ensure_sweeper()
+        return job
+
+    def get(self, token: Any) -> Job | None:
+        """The job under `token`, or None (an unknown or malformed token); does not hold it."""
+        if not valid_token(token):
+            return None
+        with self._lock:
+            entry = self._entries.get(token)
+            return entry.job if entry is not None else None
+
+    def attach(self, token: Any, holder: str) -> Job | None:
+        """Hold `token` for `holder` (its idle timer stops); returns its job, or None when there is none."""
+        if not valid_token(token):
+            return None
+        with self._lock:
+            entry = self._entries.get(token)
+            if entry is None:
+                return None
+            entry.holders.add(holder)
+            entry.idle_since = None
+            return entry.job
+
+    def release(self, token: Any, holder: str) -> None:
+        """`holder` lets go of `token`; with no holder left, its idle timer starts."""
+        with self._lock:
+            entry = self._entries.get(token) if valid_token(token) else None
+            if entry is None:
+                return
+            entry.holders.discard(holder)
+            if entry.holders or entry.idle_since is not None:
+                return
+            entry.idle_since = self._clock()
+        self._ensure_sweeper()
+
+    def holders(self, token: Any) -> int:
+        with self._lock:
+            entry = self._entries.get(token) if valid_token(token) else None
+            return len(entry.holders) if entry is not None else 0
+
+    def sweep(self) -> int:
+        """Stop and drop the entries idle for `idle_timeout_s` or longer; returns how many were dropped."""
+        now = self._clock()
+        with self._lock:
+            expired = [t for t, e in self._entries.items()
+                       if not e.holders and e.idle_since is not None and now - e.idle_since >= self.idle_timeout_s]
+            jobs = [self._entries.pop(t).job for t in expired]
+        for job in jobs:
+            job.stop(wait=False)  # the worker autosaves a stopped job itself
+        return len(jobs)
+
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """Stop every job and forget every token (tests, shutdown)."""
+        with self._lock:
+            jobs = [e.job for e in self._entries.values()]
+            self._entries.clear()
+        for job in jobs:
+            job.stop(wait=True, timeout=timeout)
+
+    def _evict(self) -> None:
+        """Called with the lock held: drop entries beyond `max_entries`, inactive unheld ones (oldest) first."""
+        if len(self._entries) <= self.max_entries:
+            return
+        def rank(item: tuple[str, _Entry]) -> tuple[int, int, float]:
+            _, e = item
+            return (e.job.state().active, bool(e.holders), e.job.started_at)
+        for token, entry in sorted(self._entries.items(), key=rank):
+            if len(self._entries) <= self.max_entries:
+                break
+            if entry.job.state().active:
+                continue  # a running job keeps its entry (the global cap bounds how many there are)
+            del self._entries[token]
+
+    def _ensure_sweeper(self) -> None:
+        with self._lock:
+            if self._sweeper is not None and self._sweeper.is_alive():
+                return
+            self._sweeper = threading.Thread(target=self._sweep_loop, name="distill-sweeper", daemon=True)
+            self._sweeper.start()
+
+    def _sweep_loop(self) -> None:
+        period = min(1.0, max(0.05, self.idle_timeout_s / 4))
+        while True:
+            try:
+                self.sweep()
+            except Exception:  # noqa: BLE001 - the sweeper must outlive a bad entry
+                pass
+            with self._lock:
+                if not any(not e.holders and e.idle_since is not None for e in self._entries.values()):
+                    self._sweeper = None
+                    return
+            time.sleep(period)
+
+
+_REGISTRY: JobRegistry | None = None
+
+
+def registry() -> JobRegistry:
+    """The process-wide job registry (created on first use; idle timeout from $DISTILL_JOB_IDLE_S)."""
+    global _REGISTRY
+    with _REGISTRY_LOCK:
+        if _REGISTRY is None:
+            _REGISTRY = JobRegistry()
+        return _REGISTRY

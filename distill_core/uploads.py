@@ -205,3 +205,123 @@ def _check_options(image_size: int, test_fraction: float) -> None:
                                 f"got {image_size!r}")
     if not 0.05 <= float(test_fraction) <= 0.5:
         raise InvalidInputError(f"the test fraction must be between 0.05 and 0.5, got {test_fraction}")
+
+
+# ----------------------------------------------------------------------------- uploads kept with the runs
+STORE_DIRNAME = ".datasets"   # under the runs folder; list_runs skips hidden folders
+_MANIFEST = "dataset.json"
+_SOURCE_ZIP = "source.zip"
+
+
+def store_root(runs_dir: str | os.PathLike | None = None) -> Path:
+    """Where uploaded datasets are kept: `<runs folder>/.datasets/` (one folder per dataset name)."""
+    from .runs import default_runs_dir
+
+    return (Path(runs_dir) if runs_dir is not None else default_runs_dir()) / STORE_DIRNAME
+
+
+def _entry_dir(name: str, runs_dir: str | os.PathLike | None) -> Path:
+    import hashlib
+
+    return store_root(runs_dir) / hashlib.sha256(name.encode("utf-8")).hexdigest()[:20]
+
+
+def _write_entry(name: str, manifest: dict, zip_bytes: bytes | None, runs_dir: str | os.PathLike | None) -> Path:
+    """Write one stored dataset atomically (a hidden temporary folder renamed into place; a newer upload under the
+    same name replaces the older one)."""
+    import json
+    import uuid
+
+    final = _entry_dir(name, runs_dir)
+    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir(parents=True)
+        if zip_bytes is not None:
+            (tmp / _SOURCE_ZIP).write_bytes(zip_bytes)
+        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+        if final.exists():
+            os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InvalidInputError(f"the dataset could not be kept with the runs: {exc.strerror or exc}") from None
+    return final
+
+
+def _read_bytes(source: bytes | BinaryIO | str | os.PathLike) -> bytes:
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source).read_bytes()
+    if hasattr(source, "getvalue"):
+        return bytes(source.getvalue())
+    pos = source.tell()
+    source.seek(0)
+    data = source.read()
+    source.seek(pos)
+    return data
+
+
+def store_zip_dataset(ds: ImageSet, source: bytes | BinaryIO | str | os.PathLike, filename: str, image_size: int,
+                      given_name: str | None = None, runs_dir: str | os.PathLike | None = None) -> Path:
+    """Keep an uploaded zip next to the runs, so the dataset `ds` (made from it) can be rebuilt by name later —
+    by another page, another visitor, or after a restart (`load_stored_dataset`)."""
+    manifest = {"name": ds.name, "kind": "zip", "filename": str(filename), "image_size": int(image_size),
+                "given_name": (given_name or "").strip() or None}
+    return _write_entry(ds.name, manifest, _read_bytes(source), runs_dir)
+
+
+def store_folder_dataset(ds: ImageSet, folder: str | os.PathLike, image_size: int, given_name: str | None = None,
+                         runs_dir: str | os.PathLike | None = None) -> Path:
+    """Remember a server-folder dataset by its folder (the images stay where they are)."""
+    manifest = {"name": ds.name, "kind": "folder", "folder": str(Path(folder).expanduser().resolve()),
+                "image_size": int(image_size), "given_name": (given_name or "").strip() or None}
+    return _write_entry(ds.name, manifest, None, runs_dir)
+
+
+def _manifest(entry: Path) -> dict | None:
+    import json
+
+    try:
+        data = json.loads((entry / _MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("name"), str) else None
+
+
+def stored_datasets(runs_dir: str | os.PathLike | None = None) -> list[str]:
+    """Names of the datasets kept with the runs (newest first)."""
+    root = store_root(runs_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for entry in root.iterdir():
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        manifest = _manifest(entry)
+        if manifest is not None:
+            found.append((entry.stat().st_mtime, manifest["name"]))
+    return [name for _, name in sorted(found, reverse=True)]
+
+
+def load_stored_dataset(name: str, runs_dir: str | os.PathLike | None = None) -> ImageSet:
+    """Rebuild a kept dataset by its name (the same images, split and name as when it was added)."""
+    entry = _entry_dir(str(name), runs_dir)
+    manifest = _manifest(entry) if entry.is_dir() else None
+    if manifest is None or manifest["name"] != name:
+        raise InvalidInputError(f"dataset {name!r} is not kept with the runs (add it again under "
+                                f"'Your own images')")
+    size = int(manifest.get("image_size") or 32)
+    if manifest.get("kind") == "zip":
+        # without a given name, the name came from the original file's name (not the stored copy's)
+        ds = dataset_from_zip(entry / _SOURCE_ZIP, image_size=size,
+                              name=manifest.get("given_name") or Path(manifest.get("filename") or "upload").stem)
+        ds.meta["source"] = f"uploaded zip {manifest.get('filename')}"
+    else:
+        ds = dataset_from_folder(manifest.get("folder") or "", image_size=size, name=manifest.get("given_name")
+                                 or Path(manifest.get("folder") or "images").name)
+    if ds.name != name:
+        raise InvalidInputError(f"dataset {name!r} kept with the runs no longer matches its name")
+    return ds

@@ -47,6 +47,10 @@ def _errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
 
 
+def _warnings(at: AppTest) -> list[str]:
+    return [w.value for w in at.warning]
+
+
 
 _LAST: dict = {}
 
@@ -118,7 +122,7 @@ def test_start_steps_pause_resume_stop_through_the_page(toy):
     _no_exception(at)
     assert not _errors(at)
     job = _session_job()
-    assert job is not None and job.spec.method == "toy" and job.spec.ipc == 2
+    assert job is not None and job.spec.method == "toy" and job.spec.ipc == 2 and job.spec.steps == 100_000
     assert job.spec.settings == {"delay_s": 0.005}
     assert at.button(key="distill.start").disabled and not at.button(key="distill.stop").disabled
     assert wait_for(lambda: job.state().step >= 5)
@@ -140,22 +144,23 @@ def test_start_steps_pause_resume_stop_through_the_page(toy):
     assert not [t for t in __import__("threading").enumerate() if t.name.startswith("distill-job-")]
 
 
-def test_a_short_run_finishes_and_is_saved_to_the_library(toy):
+def test_a_short_run_finishes_and_is_autosaved_once(toy):
     at = _open(_app(), "app_pages/distill.py")
     at.selectbox(key="distill.method").set_value("toy").run()
     at.number_input(key="distill.steps").set_value(15)
     at.button(key="distill.start").click().run()
     job = _session_job()
     assert jobs.job_wait(job, 30).status == jobs.FINISHED
+    assert job.join(30)  # the worker saves once the final evaluation is in
     at.run()
     _no_exception(at)
-    assert _images(at)
+    assert len(_images(at)) == 1  # the grid once (the replay's), not the live grid and the replay's
     assert len(at.get("download_button")) == 3
-    at.button(key="distill.save").click().run()
-    _no_exception(at)
-    assert any("Saved to the run library" in s.value for s in at.success)
     runs = list_runs()
-    assert len(runs) == 1 and runs[0]["method"] == "toy"
+    assert len(runs) == 1 and runs[0]["method"] == "toy" and runs[0]["steps"] == 15
+    assert any(runs[0]["name"] in m.value for m in at.markdown)  # the saved name is shown
+    assert not [b for b in at.button if b.key == "distill.save"]  # nothing left to save by hand
+    assert job.autosave() == job.saved_path and len(list_runs()) == 1  # once
     _open(at, "app_pages/library.py")
     _no_exception(at)
     assert at.selectbox(key="library.selected").value == runs[0]["name"]
@@ -170,28 +175,35 @@ def test_bad_input_gives_st_error_not_a_traceback(toy, digits):
     at.sidebar.selectbox(key="dataset").set_value(tiny.name).run()
     _open(at, "app_pages/distill.py")
     at.selectbox(key="distill.method").set_value("toy").run()
-    at.number_input(key="distill.ipc").set_value(5)
-    at.button(key="distill.start").click().run()
+    at.number_input(key="distill.ipc").set_value(5).run()
     _no_exception(at)
-    assert any("IPC 5 is larger than class" in e for e in _errors(at))
+    assert at.button(key="distill.start").disabled
+    assert any("IPC 5 is larger than class" in w for w in _warnings(at))
     assert jobs.running_jobs() == 0
 
     at.number_input(key="distill.ipc").set_value(1)
     at.session_state["distill.setting.toy.lr"] = float("nan")
-    at.button(key="distill.start").click().run()
+    at.run()
     _no_exception(at)
     # the number widget turns NaN into 0.0; either way the core's message is shown, never a traceback
-    assert any(("finite" in e or "must be positive" in e) and "lr" in e for e in _errors(at))
+    assert at.button(key="distill.start").disabled
+    assert any(("finite" in w or "must be positive" in w) and "lr" in w for w in _warnings(at))
     assert jobs.running_jobs() == 0
 
 
-def test_out_of_range_session_values_are_fixed_with_a_warning(toy):
+def test_out_of_range_values_stay_shown_and_start_says_why(toy):
     at = _app()
     at.session_state["distill.ipc"] = 10_000
     at.session_state["distill.steps"] = "many"
     _open(at, "app_pages/distill.py")
     _no_exception(at)
-    assert at.number_input(key="distill.ipc").value == 100
+    assert at.number_input(key="distill.ipc").value == 10_000  # shown as it is, never replaced silently
+    assert at.button(key="distill.start").disabled
+    assert any("IPC 10000" in w for w in _warnings(at))
+    from distill_core.methods import METHODS
+    default = METHODS[at.session_state["distill.method"]].default_steps
+    assert at.number_input(key="distill.steps").value == default  # not a number at all: the default, with a warning
+    assert any("steps 'many' is not a whole number" in w for w in _warnings(at))
 
 
 def test_busy_server_gives_a_clear_error(toy, digits, monkeypatch):
@@ -318,3 +330,69 @@ def test_untouched_settings_follow_the_dataset_defaults(toy, monkeypatch):
     _no_exception(at)
     assert at.session_state["distill.setting.toy.lr"] == 0.3
     assert at.session_state["distill.setting.toy.delay_s"] == 0.5
+
+
+@pytest.mark.parametrize("key, value, reason", [
+    ("distill.ipc", 5000, "IPC 5000"),
+    ("distill.ipc", 0, "IPC"),
+    ("distill.steps", 0, "steps must be a positive whole number, got 0"),
+    ("distill.steps", 2_000_000, "above the limit"),
+])
+def test_an_invalid_shown_value_disables_start_with_the_reason(toy, key, value, reason):
+    at = _open(_app(), "app_pages/distill.py")
+    at.selectbox(key="distill.method").set_value("toy").run()
+    assert not at.button(key="distill.start").disabled
+    at.number_input(key=key).set_value(value).run()
+    _no_exception(at)
+    assert at.number_input(key=key).value == value  # the page keeps showing what was typed
+    assert at.button(key="distill.start").disabled
+    assert any(reason in w and w.startswith("Start is disabled") for w in _warnings(at)), _warnings(at)
+    assert _session_job() is None and jobs.running_jobs() == 0
+
+
+def test_the_value_that_runs_is_the_value_shown(toy):
+    at = _open(_app(), "app_pages/distill.py")
+    at.selectbox(key="distill.method").set_value("toy").run()
+    at.number_input(key="distill.steps").set_value(0).run()
+    at.number_input(key="distill.steps").set_value(37).run()
+    at.number_input(key="distill.ipc").set_value(3).run()
+    at.button(key="distill.start").click().run()
+    job = _session_job()
+    assert job.spec.steps == 37 and job.spec.ipc == 3 and job.total_steps == 37
+    assert any("IPC 3, 37 steps" in i.value for i in at.info)
+    jobs.job_wait(job, 30)
+
+
+def test_a_reload_reattaches_and_a_stranger_sees_nothing(toy):
+    at = _open(_app(), "app_pages/distill.py")
+    at.selectbox(key="distill.method").set_value("toy").run()
+    at.number_input(key="distill.steps").set_value(100_000)
+    at.session_state["distill.setting.toy.delay_s"] = 0.005
+    at.button(key="distill.start").click().run()
+    job = _session_job()
+    token = at.query_params["run"]
+    assert jobs.valid_token(token) and jobs.registry().get(token) is job
+
+    reload = AppTest.from_file(APP, default_timeout=120)  # a new session with the same URL
+    reload.query_params["run"] = token
+    reload.run()
+    _open(reload, "app_pages/distill.py")
+    _no_exception(reload)
+    assert reload.get("progress") and reload.button(key="distill.start").disabled
+    assert not reload.button(key="distill.stop").disabled
+
+    for made_up in (None, jobs.new_token(), token[:-1] + ("A" if token[-1] != "A" else "B"), "1", "../etc"):
+        other = AppTest.from_file(APP, default_timeout=120)
+        if made_up is not None:
+            other.query_params["run"] = made_up
+        other.run()
+        _open(other, "app_pages/distill.py")
+        _no_exception(other)
+        assert not other.get("progress") and other.button(key="distill.stop").disabled
+        assert "run" not in other.query_params or other.query_params["run"] == made_up
+    assert job.state().active
+
+    reload.button(key="distill.stop").click().run()  # the reloaded page controls the same job
+    assert job.state().status == jobs.STOPPED
+    assert wait_for(lambda: job.saved_path is not None, 30)  # a stopped run is autosaved too
+    assert [r["name"] for r in list_runs()] == [job.saved_path.name]

@@ -125,6 +125,9 @@ def _distill_page(monkeypatch, tmp_path, dataset: str | None = None, **state) ->
 
 
 def _start(at: AppTest) -> AppTest:
+    """Press Start as a person can: not at all while it is disabled (the page then says why)."""
+    if at.button(key="distill.start").disabled:
+        return at
     return at.button(key="distill.start").click().run()
 
 
@@ -159,10 +162,12 @@ def test_distill_refuses_bad_learning_rates(value, expect, tmp_path, monkeypatch
     saved = _saved_run(tmp_path)
     at = _distill_page(monkeypatch, tmp_path, "digits", distill__method="kip", distill__ipc=1, distill__steps=5)
     at.session_state["distill.setting.kip.lr"] = value
+    at.run()
     _start(at)
     _assert_clean(at)
-    errors = _texts(at.error)
+    errors = _texts(at.error) + _texts(at.warning)
     assert any(re.search(expect, e) for e in errors), errors
+    assert at.button(key="distill.start").disabled
     assert jobs.running_jobs() == 0
     _after(at, saved)
 
@@ -173,7 +178,9 @@ def test_distill_refuses_ipc_larger_than_a_class(tmp_path, monkeypatch):
     at = _distill_page(monkeypatch, tmp_path, f"folder:{folder}", distill__method="random", distill__ipc=5)
     _start(at)
     _assert_clean(at)
-    assert any(re.search(r"IPC 5 is larger than class", e) for e in _texts(at.error)), _texts(at.error)
+    texts = _texts(at.error) + _texts(at.warning)
+    assert any(re.search(r"IPC 5 is larger than class", e) for e in texts), texts
+    assert at.button(key="distill.start").disabled and jobs.running_jobs() == 0
     _after(at, saved)
 
 
@@ -212,14 +219,26 @@ def test_distill_with_an_unknown_dataset(tmp_path, monkeypatch):
     ("distill.ipc", -3), ("distill.ipc", "ten"), ("distill.ipc", float("nan")), ("distill.seed", -1),
 ], ids=["steps-zero", "steps-negative", "steps-above-limit", "ipc-zero", "ipc-negative", "ipc-text", "ipc-nan",
         "seed-negative"])
-def test_distill_corrects_out_of_range_numbers_with_a_warning(key, value, tmp_path, monkeypatch):
+def test_distill_shows_out_of_range_numbers_and_refuses_them_with_a_warning(key, value, tmp_path, monkeypatch):
+    """A whole number out of range stays shown as it is and Start is disabled with the reason (never silently
+    replaced); a value that is no number at all is replaced by the default, with a warning."""
     saved = _saved_run(tmp_path)
-    at = _distill_page(monkeypatch, tmp_path, "digits", distill__method="random", **{key.replace(".", "__"): value})
+    method = "random"
+    if key == "distill.steps":  # a selector ignores steps (its Steps box is disabled): a distiller reads them
+        _needs("kip")
+        method = "kip"
+    at = _distill_page(monkeypatch, tmp_path, "digits", distill__method=method, **{key.replace(".", "__"): value})
     _assert_clean(at)
     warnings = _texts(at.warning) + _texts(at.error)
     assert any(key.split(".")[-1] in w.lower() for w in warnings), warnings
-    fixed = at.session_state[key]
-    assert isinstance(fixed, int) and fixed >= (0 if key == "distill.seed" else 1)
+    shown = at.session_state[key]
+    assert isinstance(shown, int)
+    if isinstance(value, int):
+        assert shown == value and at.button(key="distill.start").disabled
+    else:
+        assert shown >= 1 and not at.button(key="distill.start").disabled
+    _start(at)
+    assert jobs.running_jobs() == 0
     _after(at, saved)
 
 

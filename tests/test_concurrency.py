@@ -1,6 +1,7 @@
 """Concurrency at the job layer: five sessions press Start at once; the global cap admits
 LIMITS.max_concurrent_jobs of them and tells the rest "busy"; when the sessions end (their slots are released, as
-Streamlit's session-scoped cache does on disconnect) every worker and evaluator thread is gone."""
+Streamlit's session-scoped cache does on disconnect) and the registry's idle timeout has passed (0 s here) every
+worker and evaluator thread is gone."""
 from __future__ import annotations
 
 import threading
@@ -21,7 +22,8 @@ SESSIONS = 5
 
 
 @pytest.fixture()
-def toy():
+def toy(monkeypatch):
+    monkeypatch.setattr(jobs.registry(), "idle_timeout_s", 0.0)  # a released job stops at once
     with registered() as cls:
         yield cls
     jobs.stop_all()
@@ -93,6 +95,7 @@ def test_a_freed_slot_is_taken_by_the_next_session(toy, digits):
     with pytest.raises(BusyError):
         slots[-1].start(spec, digits)
     slots[0].close()
+    assert wait_for(lambda: jobs.running_jobs() < LIMITS.max_concurrent_jobs, 15)
     job = slots[-1].start(spec, digits)
     assert job.state().active
     for s in slots:

@@ -157,3 +157,38 @@ def test_server_folder(tmp_path):
         uploads.dataset_from_folder(str(tmp_path / "missing"))
     with pytest.raises(InvalidInputError, match="no folder"):
         uploads.dataset_from_folder("  ")
+
+
+def test_an_upload_kept_with_the_runs_is_rebuilt_by_name(tmp_path):
+    data = _zip(_three_classes(prefix="pets/"))
+    ds = uploads.dataset_from_zip(data, image_size=12, filename="my pets.zip")
+    kept = uploads.store_zip_dataset(ds, data, "my pets.zip", 12, None, runs_dir=tmp_path)
+    assert kept.parent == tmp_path / ".datasets" and (kept / "source.zip").read_bytes() == data
+    assert uploads.stored_datasets(tmp_path) == ["upload:my pets (12px)"]
+    again = uploads.load_stored_dataset(ds.name, tmp_path)
+    assert again.name == ds.name and again.class_names == ds.class_names
+    assert torch_equal(again.x_train, ds.x_train) and torch_equal(again.y_test, ds.y_test)  # same split
+    named = uploads.dataset_from_zip(data, image_size=8, name="zoo", filename="x.zip")
+    uploads.store_zip_dataset(named, io.BytesIO(data), "x.zip", 8, "zoo", runs_dir=tmp_path)
+    assert set(uploads.stored_datasets(tmp_path)) == {ds.name, "upload:zoo (8px)"}
+    assert uploads.load_stored_dataset("upload:zoo (8px)", tmp_path).image_shape == (3, 8, 8)
+    with pytest.raises(InvalidInputError, match="not kept with the runs"):
+        uploads.load_stored_dataset("upload:nothing (8px)", tmp_path)
+    from distill_core.runs import list_runs
+    assert list_runs(tmp_path) == []  # the kept datasets are not runs
+
+
+def test_a_server_folder_is_kept_by_its_path(tmp_path):
+    root = tmp_path / "imgs"
+    for name, payload in _three_classes().items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(payload)
+    ds = uploads.dataset_from_folder(root, image_size=8, name="shapes")
+    uploads.store_folder_dataset(ds, root, 8, "shapes", runs_dir=tmp_path / "runs")
+    assert uploads.load_stored_dataset(ds.name, tmp_path / "runs").class_names == ["cat", "dog", "fox"]
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return a.shape == b.shape and bool(torch.equal(a, b))

@@ -1,8 +1,9 @@
 """Pieces of the distill page: method settings widgets, job controls (callbacks), the live panel, replay, exports.
 
 Controls act through button callbacks (so a click never waits for the loop); a failing action stores its message
-under `state.KEY_MESSAGE`, which the page shows. The live panel is an `st.fragment(run_every=REDRAW_S)` that
-reads `Job.state()` — a thread-safe copy — and never blocks on the worker.
+under `state.KEY_MESSAGE`, which the page shows until the next action. Start is disabled, with the reason, while a
+shown value cannot run (`start_problem`), and what runs is read from the widgets at the click. The live panel is an
+`st.fragment(run_every=REDRAW_S)` that reads `Job.state()` — a thread-safe copy — and never blocks on the worker.
 """
 from __future__ import annotations
 
@@ -16,14 +17,16 @@ import streamlit as st
 
 from distill_core import exports
 from distill_core.errors import DistillError
-from distill_core.jobs import ACTIVE_STATUSES, FAILED, PAUSED, RUNNING, STARTING, Job, JobSpec, JobState
+from distill_core.data import ImageSet
+from distill_core.jobs import (ACTIVE_STATUSES, FAILED, PAUSED, RUNNING, STARTING, Job, JobSpec, JobState,
+                               check_spec)
 from distill_core.limits import LIMITS
 from distill_core.methods import METHODS
 from distill_core.methods.base import Method
 from distill_core.runs import default_runs_dir
 from ui import grid, plots, state
-from ui.downloads import lazy_download
-from ui.errors import describe
+from ui.downloads import cached_download, projector_gif
+from ui.errors import describe, strip_server_paths
 
 REDRAW_S = 0.4  # the live panel redraws 2.5 times a second while a job runs
 SIMPLE_TYPES = (bool, int, float, str)
@@ -124,7 +127,8 @@ def _as_int(value: Any, what: str) -> int:
 
 
 def build_spec() -> JobSpec:
-    """A JobSpec from the page's widget keys (DistillError with a clear message when one is unusable)."""
+    """A JobSpec from the values the widgets show now (their session-state keys), never from a remembered earlier
+    value (DistillError with a clear message when one is unusable)."""
     ss = st.session_state
     method = ss.get(state.KEY_METHOD)
     if method not in METHODS:
@@ -136,26 +140,47 @@ def build_spec() -> JobSpec:
                    seed=_as_int(ss.get(state.KEY_SEED, 0), "seed"), settings=collect_settings(cls, dataset))
 
 
+def start_problem(dataset: ImageSet | None) -> str | None:
+    """Why Start cannot run what the page shows now (one sentence), or None when it can: the same checks the job
+    makes before it starts (IPC within the smallest class and the limit, steps ≥ 1, every setting parseable)."""
+    if dataset is None:
+        return "the dataset could not be loaded"
+    try:
+        spec = build_spec()
+        if spec.dataset != dataset.name and spec.dataset not in state.user_datasets():
+            dataset = state.resolve_dataset(spec.dataset)
+        check_spec(spec, dataset)
+    except DistillError as exc:
+        return describe(exc)
+    except Exception as exc:  # noqa: BLE001 - a setting whose own parser fails
+        return describe(exc)
+    return None
+
+
 def on_method_change() -> None:
-    """A newly chosen method starts from its own default number of steps."""
+    """A newly chosen method starts from its own default number of steps (shown in the Steps box)."""
+    state.clear_message()
     cls = METHODS.get(st.session_state.get(state.KEY_METHOD))
     if cls is not None:
         st.session_state[state.KEY_STEPS] = int(cls.default_steps)
 
 
 def on_start() -> None:
+    state.clear_message()
     try:
         spec = build_spec()
         dataset = state.resolve_dataset(spec.dataset)
-        state.session_slot().start(spec, dataset)
-        state.set_message("info", f"Started {spec.method} on {spec.dataset}, IPC {spec.ipc}.")
-    except DistillError as exc:
-        state.set_message("error", str(exc))
-    except Exception as exc:  # noqa: BLE001
+        check_spec(spec, dataset)
+        state.start_job(spec, dataset)
+        steps = f", {spec.steps:,} steps" if METHODS[spec.method].kind == "distiller" else ""
+        state.set_message("info", f"Started {spec.method} on {spec.dataset}, IPC {spec.ipc}{steps}, "
+                                  f"seed {spec.seed}.")
+    except Exception as exc:  # noqa: BLE001 - one clear message, never a traceback
         state.set_message("error", describe(exc))
 
 
 def _with_job(action: str) -> None:
+    state.clear_message()
     job = state.current_job()
     if job is None:
         state.set_message("warning", "No run in this session yet — press Start.")
@@ -177,15 +202,15 @@ def on_stop() -> None:
 
 
 def on_save() -> None:
+    """Save again (the autosave failed, e.g. a full disk): one more try into the runs folder."""
+    state.clear_message()
     job = state.current_job()
     try:
         if job is None:
             raise DistillError("nothing to save: start a run first")
-        path = job.save(runs_dir=default_runs_dir())
+        path = job.saved_path or job.save(runs_dir=default_runs_dir())
         st.session_state[state.KEY_LIBRARY_SELECTED] = path.name
         state.set_message("success", f"Saved to the run library as {path.name}.")
-    except DistillError as exc:
-        state.set_message("error", str(exc))
     except Exception as exc:  # noqa: BLE001
         state.set_message("error", describe(exc))
 
@@ -213,44 +238,97 @@ def progress_text(s: JobState) -> str:
     return " · ".join(parts)
 
 
-def draw_state(s: JobState) -> None:
-    """Progress, grid, loss curve and accuracy curve of one job state."""
+def saved_text(s: JobState) -> str | None:
+    """Where the run was autosaved (its folder's name), or why it was not."""
+    if s.saved_path:
+        return f"Saved to the run library as **{Path(s.saved_path).name}**."
+    if s.save_error:
+        return f"Not saved: {strip_server_paths(s.save_error)}"
+    return None
+
+
+def accuracy_reference(s: JobState) -> dict[str, float]:
+    """Reference lines for the accuracy plot: random picks at this IPC, the full training data (when known)."""
+    last = s.last_accuracy
+    if last is None:
+        return {}
+    from distill_core.jobs import reference_accuracies
+
+    try:
+        return reference_accuracies(s.spec.dataset, s.spec.ipc, last["protocol"], last.get("epochs"),
+                                    dataset=_job_dataset(s))
+    except Exception:  # noqa: BLE001 - a reference line is a nicety
+        return {}
+
+
+def _job_dataset(s: JobState):
+    job = state.current_job()
+    return job.dataset if job is not None and job.id == s.job_id else None
+
+
+def draw_state(s: JobState, grid_here: bool = True, present: bool = False) -> None:
+    """Progress, grid (unless the replay draws it), loss curve and accuracy curve of one job state. In
+    presentation mode the grid is large and the curves go below it."""
     st.progress(s.progress, text=progress_text(s))
     if s.status == FAILED:
-        st.error(f"The run failed: {s.error}")
+        st.error(f"The run failed: {strip_server_paths(s.error or '')}")
+    if not grid_here:
+        return
+    if present:
+        _grid_or_wait(s, present=True)
+        cols = st.columns(2)
+        _curves(s, cols)
+        return
     left, right = st.columns([3, 2])
     with left:
-        if s.images is not None:
-            grid.show_grid(s.images, s.class_names, s.labels,
-                           caption=f"{s.spec.method} on {s.spec.dataset}, IPC {s.spec.ipc} — step {s.step:,}")
-        elif s.status in ACTIVE_STATUSES:
-            st.info("Preparing the method… the grid appears with its first images.")
+        _grid_or_wait(s)
     with right:
+        _curves(s, [right, right])
+
+
+def _grid_or_wait(s: JobState, present: bool = False) -> None:
+    if s.images is not None:
+        grid.show_grid(s.images, s.class_names, s.labels, present=present,
+                       caption=f"{s.spec.method} on {s.spec.dataset}, IPC {s.spec.ipc} — step {s.step:,}")
+    elif s.status in ACTIVE_STATUSES:
+        st.info("Preparing the method… the grid appears with its first images.")
+
+
+def _curves(s: JobState, cols) -> None:
+    with cols[0]:
         last = s.last_accuracy
         if last is not None:
-            st.metric("Test accuracy", f"{100 * last['acc']:.1f}%",
-                      help=f"{last['protocol']} at step {last['step']:,}; one network"
+            band = plots.smoothed_accuracy(s.accuracy)
+            shown = band[-1]["mean"] if band else last["acc"]
+            st.metric("Test accuracy (smoothed)", f"{100 * shown:.1f}%",
+                      help=f"{last['protocol']}: mean of the last {plots.SMOOTH_WINDOW} evaluations (one network "
+                           f"each); latest {100 * last['acc']:.1f}% at step {last['step']:,}"
                            + (f", {last['epochs']} epochs" if "epochs" in last else ""))
         if s.evaluating:
             st.caption("Evaluating the latest images…")
         if s.eval_error:
-            st.caption(f"Accuracy unavailable: {s.eval_error}")
-        for name, fig in (("loss", plots.loss_figure(s.metrics)), ("acc", plots.accuracy_figure(s.accuracy)),
-                          ("other", plots.other_metrics_figure(s.metrics))):
+            st.caption(f"Accuracy unavailable: {strip_server_paths(s.eval_error)}")
+        fig = plots.accuracy_figure(s.accuracy, references=accuracy_reference(s))
+        if fig is not None:
+            st.plotly_chart(fig, key="distill.acc", config={"displayModeBar": False})
+    with cols[1]:
+        for name, fig in (("loss", plots.loss_figure(s.metrics)), ("other", plots.other_metrics_figure(s.metrics))):
             if fig is not None:
                 st.plotly_chart(fig, key=f"distill.{name}", config={"displayModeBar": False})
 
 
-def live_panel(job: Job, status: str) -> None:
+def live_panel(job: Job, status: str, present: bool = False) -> None:
     """The job's state, redrawn every REDRAW_S seconds while its threads work (a fragment). `status` is the job's
     status when the page run began; when it changes, or the threads end, the whole page reruns once (controls,
-    replay and exports follow), and polling stops when nothing is left to change."""
+    replay and exports follow), and polling stops when nothing is left to change. Once the job no longer runs,
+    only the progress is drawn here: `result_view` draws the (single) grid and the curves."""
     polling = job.alive and status != PAUSED
+    grid_here = status in (STARTING, RUNNING)
 
     @st.fragment(run_every=REDRAW_S if polling else None)
     def _panel() -> None:
         s = job.state()
-        draw_state(s)
+        draw_state(s, grid_here=grid_here, present=present)
         if polling and (s.status != status or not job.alive):
             st.rerun()
 
@@ -259,16 +337,74 @@ def live_panel(job: Job, status: str) -> None:
 
 # ---------------------------------------------------------------------------------------- replay, exports
 
-def replay(job: Job) -> None:
-    """A slider over the stored snapshots (shown when the job is not running)."""
+PLAY_FRAME_S = 0.3  # seconds per snapshot while the replay plays
+
+
+def _toggle_play(play_key: str, slider_key: str) -> None:
+    if st.session_state.get(play_key) is None:
+        st.session_state[play_key] = 0
+    else:
+        st.session_state.pop(play_key, None)
+
+
+def result_view(job: Job, present: bool = False) -> None:
+    """A job that no longer runs (paused, finished, stopped, failed): its grid once — with the replay slider and
+    Play when there are snapshots — and its curves (beside it, or below it in presentation mode)."""
+    s = job.state()
+    if present:
+        _result_grid(job, s, present=True)
+        _curves(s, st.columns(2))
+        return
+    left, right = st.columns([3, 2])
+    with left:
+        _result_grid(job, s)
+    with right:
+        _curves(s, [right, right])
+
+
+def _result_grid(job: Job, s: JobState, present: bool = False) -> None:
+    if len(job.snapshots()[0]) >= 2:
+        replay(job, present=present)
+    elif s.images is not None:
+        grid.show_grid(s.images, s.class_names, s.labels, present=present,
+                       caption=f"{s.spec.method} on {s.spec.dataset}, IPC {s.spec.ipc} — step {s.step:,}")
+
+
+def replay(job: Job, present: bool = False) -> None:
+    """The run's grid with a slider over the stored snapshots and a Play button that animates them (a fragment
+    that advances one snapshot every PLAY_FRAME_S seconds). Shown when the job is not running, in place of the
+    live grid."""
     steps, images = job.snapshots()
     if len(steps) < 2:
         return
     s = job.state()
-    idx = st.select_slider("Replay the evolution", options=list(range(len(steps))), value=len(steps) - 1,
-                           format_func=lambda i: f"step {steps[i]:,}", key=f"distill.replay.{job.id}.{len(steps)}")
-    grid.show_grid(images[idx].float(), s.class_names, s.labels,
-                   caption=f"Snapshot {idx + 1} of {len(steps)} — step {steps[idx]:,}")
+    slider_key = f"distill.replay.{job.id}.{len(steps)}"
+    play_key = f"distill.play.{job.id}"
+    playing = st.session_state.get(play_key) is not None
+    if slider_key not in st.session_state:
+        st.session_state[slider_key] = len(steps) - 1
+    st.button("Stop playing" if playing else "Play", key=f"distill.play.button.{job.id}",
+              icon=":material/stop:" if playing else ":material/play_arrow:", on_click=_toggle_play,
+              args=(play_key, slider_key), help="Animate the stored snapshots, first to last")
+
+    @st.fragment(run_every=PLAY_FRAME_S if playing else None)
+    def _player() -> None:
+        frame = st.session_state.get(play_key)
+        if frame is not None:
+            st.session_state[slider_key] = min(int(frame), len(steps) - 1)
+        idx = st.select_slider("Replay the evolution", options=list(range(len(steps))),
+                               format_func=lambda i: f"step {steps[i]:,}", key=slider_key)
+        grid.show_grid(images[idx].float(), s.class_names, s.labels, present=present,
+                       caption=f"{s.spec.method} on {s.spec.dataset}, IPC {s.spec.ipc} — snapshot {idx + 1} of "
+                               f"{len(steps)}, step {steps[idx]:,}")
+        if frame is not None:
+            if frame >= len(steps) - 1:
+                st.session_state.pop(play_key, None)
+                st.rerun()  # the whole page: the button says Play again and the timer stops
+            else:
+                st.session_state[play_key] = int(frame) + 1
+
+    _player()
 
 
 def _stem(s: JobState) -> str:
@@ -277,12 +413,16 @@ def _stem(s: JobState) -> str:
 
 
 def exports_row(job: Job) -> None:
-    """PNG grid, GIF of the evolution, zip of the run folder (built on click), and save to the library."""
+    """Where the run was saved, and its downloads: PNG grid, GIF of the evolution (projector-sized), zip of the
+    run folder. The bytes are built in this script run (cached per job, step and format), so a download never
+    depends on a file a rerun may have dropped."""
     s = job.state()
     summary = job.summary()
     if summary is None:
         return
     stem = _stem(s)
+    text = saved_text(s)
+    base = f"{job.id}.{s.step}.{s.version}"
 
     def make_png() -> bytes:
         return exports.png_grid(summary.images, summary.class_names, summary.hard_labels)
@@ -291,41 +431,48 @@ def exports_row(job: Job) -> None:
         steps, images = job.snapshots()
         if not steps:
             steps, images = [s.step], [summary.images]
-        return exports.gif_evolution(images, steps, summary.class_names, summary.hard_labels)
+        return projector_gif(exports.gif_evolution(images, steps, summary.class_names, summary.hard_labels))
 
     def make_zip() -> bytes:
+        if job.saved_path is not None and job.saved_path.is_dir():
+            return exports.zip_run_folder(job.saved_path)
         with tempfile.TemporaryDirectory() as tmp:
-            path = job.save(out_dir=Path(tmp) / stem)
-            return exports.zip_run_folder(path)
+            return exports.zip_run_folder(job.save(out_dir=Path(tmp) / stem))
 
-    cols = st.columns(4)
+    cols = st.columns([1, 1, 1, 2])
     with cols[0]:
-        lazy_download("PNG grid", make_png, f"{stem}.png", "image/png", key=f"distill.dl.png.{job.id}")
+        cached_download("PNG grid", make_png, f"{stem}.png", "image/png", key=f"distill.dl.png.{job.id}",
+                        cache_key=f"{base}.png")
     with cols[1]:
-        lazy_download("GIF of the evolution", make_gif, f"{stem}.gif", "image/gif", key=f"distill.dl.gif.{job.id}")
+        cached_download("GIF of the evolution", make_gif, f"{stem}.gif", "image/gif",
+                        key=f"distill.dl.gif.{job.id}", cache_key=f"{base}.gif")
     with cols[2]:
-        lazy_download("Run folder (zip)", make_zip, f"{stem}.zip", "application/zip",
-                      key=f"distill.dl.zip.{job.id}")
+        cached_download("Run folder (zip)", make_zip, f"{stem}.zip", "application/zip",
+                        key=f"distill.dl.zip.{job.id}", cache_key=f"{base}.{s.saved_path}.zip")
     with cols[3]:
-        st.button("Save to library", key="distill.save", on_click=on_save, icon=":material/save:")
+        if text:
+            st.markdown(text)
+        if s.saved_path is None and not s.active:
+            st.button("Save to library", key="distill.save", on_click=on_save, icon=":material/save:")
 
 
-def sanitize_int(key: str, lo: int, hi: int, default: int) -> None:
-    """Before a number_input is drawn: a missing value gets `default`; a value that is not a whole number in
-    [lo, hi] (set by a preset or a script) is replaced, with a warning, so the widget never raises."""
+def sanitize_int(key: str, default: int) -> None:
+    """Before a number_input is drawn: a missing value gets `default`; a value that is not a number at all (set by
+    a preset or a script) is replaced, with a warning, so the widget never raises. A whole number out of range is
+    kept as it is: the page shows it and Start says why it cannot run it."""
     ss = st.session_state
     if key not in ss:
         ss[key] = default
         return
     value = ss[key]
-    ok = isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
-    if not ok:
-        fixed = default
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            fixed = int(min(hi, max(lo, int(value))))
-        ss[key] = fixed
-        state.set_message("warning", f"{key.split('.')[-1]} {value!r} is not a whole number from {lo} to {hi}; "
-                                     f"using {fixed}")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return
+    fixed = default
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        ss[key] = int(value)
+        return
+    ss[key] = fixed
+    state.set_message("warning", f"{key.split('.')[-1]} {value!r} is not a whole number; using {fixed}")
 
 
 def default_ipc(ds_counts: list[int]) -> int:

@@ -10,7 +10,7 @@ import streamlit as st
 from distill_core import exports
 from distill_core.runs import RunRecord, list_runs, load_run
 from ui import grid, plots
-from ui.downloads import lazy_download
+from ui.downloads import cached_download, projector_gif
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -92,9 +92,12 @@ def show_run(record: RunRecord, key: str) -> None:
 
 
 def export_buttons(record: RunRecord, key: str) -> None:
-    """PNG grid, GIF of the snapshots, zip of the folder — each built when clicked."""
+    """PNG grid, GIF of the snapshots (projector-sized), zip of the folder — built in this run and cached per run
+    folder and modification time, so a click right after a rerun still finds its file."""
     s = record.summary
     name = record.name
+    cfg = record.path / "config.json"
+    base = f"{record.path.resolve()}.{cfg.stat().st_mtime if cfg.exists() else 0}"
 
     def make_png() -> bytes:
         return exports.png_grid(s.images, s.class_names, s.hard_labels)
@@ -102,20 +105,22 @@ def export_buttons(record: RunRecord, key: str) -> None:
     def make_gif() -> bytes:
         snaps = record.snapshots
         if snaps is None or not len(snaps["steps"]):
-            return exports.gif_evolution([s.images], [int(record.config.get("steps") or 0)], s.class_names,
-                                         s.hard_labels)
-        return exports.gif_evolution(list(snaps["images"]), [int(x) for x in snaps["steps"].tolist()],
-                                     s.class_names, s.hard_labels)
+            return projector_gif(exports.gif_evolution([s.images], [int(record.config.get("steps") or 0)],
+                                                       s.class_names, s.hard_labels))
+        return projector_gif(exports.gif_evolution(list(snaps["images"]), [int(x) for x in snaps["steps"].tolist()],
+                                                   s.class_names, s.hard_labels))
 
     def make_zip() -> bytes:
         return exports.zip_run_folder(record.path)
 
     c1, c2, c3 = st.columns(3)
     with c1:
-        lazy_download("PNG grid", make_png, f"{name}.png", "image/png", key=f"{key}.png")
+        cached_download("PNG grid", make_png, f"{name}.png", "image/png", key=f"{key}.png", cache_key=f"{base}.png")
     with c2:
-        lazy_download("GIF of the evolution", make_gif, f"{name}.gif", "image/gif", key=f"{key}.gif")
+        cached_download("GIF of the evolution", make_gif, f"{name}.gif", "image/gif", key=f"{key}.gif",
+                        cache_key=f"{base}.gif")
     with c3:
-        lazy_download("Run folder (zip)", make_zip, f"{name}.zip", "application/zip", key=f"{key}.zip")
+        cached_download("Run folder (zip)", make_zip, f"{name}.zip", "application/zip", key=f"{key}.zip",
+                        cache_key=f"{base}.zip")
 
 

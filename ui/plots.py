@@ -60,15 +60,52 @@ def other_metrics_figure(rows: list[dict[str, Any]], title: str = "Other trainin
     return metrics_figure(rows, [n for n in names if n not in losses], title)
 
 
-def accuracy_figure(points: list[dict[str, Any]], title: str = "Test accuracy") -> go.Figure | None:
-    """Accuracy (%) against step; the protocol in the legend. None when there are no points yet."""
+SMOOTH_WINDOW = 5  # evaluations in the live accuracy's moving average
+
+
+def smoothed_accuracy(points: list[dict[str, Any]], window: int = SMOOTH_WINDOW) -> list[dict[str, float]]:
+    """Moving mean ± std of the last `window` evaluations (each one network), one row per evaluation:
+    {step, mean, std, n}. One network's accuracy jumps by a point or so between evaluations; the band shows how
+    much of a change is noise."""
+    out = []
+    accs: list[float] = []
+    for p in points:
+        accs.append(float(p["acc"]))
+        recent = accs[-max(1, int(window)):]
+        mean = sum(recent) / len(recent)
+        std = (sum((a - mean) ** 2 for a in recent) / len(recent)) ** 0.5
+        out.append({"step": p["step"], "mean": mean, "std": std, "n": len(recent)})
+    return out
+
+
+REFERENCE_STYLE = {"random picks": dict(color="#888888", dash="dash"), "full data": dict(color="#2a9d8f", dash="dot")}
+
+
+def accuracy_figure(points: list[dict[str, Any]], title: str = "Test accuracy",
+                    references: dict[str, float] | None = None) -> go.Figure | None:
+    """Accuracy (%) against step: each evaluation as a faint dot, the moving average as a line inside its ± std
+    band, and horizontal reference lines (e.g. random picks at the same IPC, the full data). None when there are
+    no points yet."""
     if not points:
         return None
     fig = go.Figure()
     for protocol in dict.fromkeys(p.get("protocol", "") for p in points):
         pts = [p for p in points if p.get("protocol", "") == protocol]
         label = protocol + (f" ({pts[0]['epochs']} epochs, 1 net)" if "epochs" in pts[0] else "")
-        fig.add_trace(go.Scatter(x=[p["step"] for p in pts], y=[100 * p["acc"] for p in pts],
-                                 mode="lines+markers", name=label))
-    _layout(fig, title, "accuracy %")
+        band = smoothed_accuracy(pts)
+        x = [b["step"] for b in band]
+        hi = [100 * (b["mean"] + b["std"]) for b in band]
+        lo = [100 * (b["mean"] - b["std"]) for b in band]
+        fig.add_trace(go.Scatter(x=x + x[::-1], y=hi + lo[::-1], fill="toself", mode="lines",
+                                 line=dict(width=0), fillcolor="rgba(31,119,180,0.18)", hoverinfo="skip",
+                                 name=f"± std, last {SMOOTH_WINDOW}"))
+        fig.add_trace(go.Scatter(x=x, y=[100 * b["mean"] for b in band], mode="lines", line=dict(width=3),
+                                 name=f"{label}, mean of last {SMOOTH_WINDOW}"))
+        fig.add_trace(go.Scatter(x=[p["step"] for p in pts], y=[100 * p["acc"] for p in pts], mode="markers",
+                                 marker=dict(size=5, opacity=0.45), name="each evaluation"))
+    for name, acc in (references or {}).items():
+        if isinstance(acc, (int, float)):
+            fig.add_hline(y=100 * float(acc), annotation_text=f"{name} {100 * float(acc):.1f}%",
+                          annotation_position="bottom right", line=dict(width=1.5, **REFERENCE_STYLE.get(name, {})))
+    _layout(fig, title, "accuracy %", height=300)
     return fig

@@ -13,24 +13,32 @@ Keys in `st.session_state` (other pages, the upload feature and the tests read a
 | `distill.setting.<method>.<field>`    | int/float/bool/str   | one field of the method's Config (see `setting_key`)  |
 | `distill.preset`                      | dict                 | a pending preset, applied before the next run's widgets (see `request_preset`) |
 | `distill.message`                     | (level, text)        | the last message of a distill-page button (error/success), shown until the next action |
+| `distill.token`                       | str                  | this session's job token (also in the URL as `?run=`) |
+| `distill.present`                     | bool                 | presentation mode of the distill page (big grid first, controls folded) |
 | `library.selected`                    | str                  | name of the run folder open on the library page       |
 
 Widget values under `PERSISTENT_KEYS` / `PERSISTENT_PREFIXES` survive page switches (`keep_widget_state`).
-The session's job lives in `session_slot()`: one `JobSlot` per browser session, released (job stopped) when the
-session ends.
+Jobs live in the server-wide `distill_core.jobs.registry()` under an unguessable token; the distill page's URL
+carries it (`?run=TOKEN`) and the session holds it through `session_slot()` (see `JobSlot`), so a reload finds
+the same job. Uploaded datasets are also kept under the runs folder (`distill_core.uploads`), so every session
+and page can reopen them by name.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import uuid
 import weakref
 from typing import Any
 
 import streamlit as st
 
-from distill_core.data import ImageSet, list_datasets, load_dataset
-from distill_core.errors import InvalidInputError
-from distill_core.jobs import Job, JobSpec, start_job
+from distill_core.data import ImageSet, list_datasets, load_dataset, register_dataset
+from distill_core.errors import DistillError, InvalidInputError
+from distill_core.runs import default_runs_dir
+from distill_core.uploads import load_stored_dataset, store_root, stored_datasets
+from distill_core import jobs
+from distill_core.jobs import Job, JobRegistry, JobSpec
 
 KEY_DATASET = "dataset"
 KEY_USER_DATASETS = "user_datasets"
@@ -41,9 +49,12 @@ KEY_SEED = "distill.seed"
 KEY_PRESET = "distill.preset"
 KEY_MESSAGE = "distill.message"
 KEY_LIBRARY_SELECTED = "library.selected"
+KEY_PRESENT = "distill.present"
+KEY_TOKEN = "distill.token"
 SETTING_PREFIX = "distill.setting."
+QUERY_RUN = "run"   # the URL query parameter holding the job token
 
-PERSISTENT_KEYS = (KEY_DATASET, KEY_METHOD, KEY_IPC, KEY_STEPS, KEY_SEED, KEY_LIBRARY_SELECTED)
+PERSISTENT_KEYS = (KEY_DATASET, KEY_METHOD, KEY_IPC, KEY_STEPS, KEY_SEED, KEY_LIBRARY_SELECTED, KEY_PRESENT)
 PERSISTENT_PREFIXES = (SETTING_PREFIX,)
 
 DEFAULT_DATASET = "digits"
@@ -55,77 +66,143 @@ def setting_key(method: str, field: str) -> str:
     return f"{SETTING_PREFIX}{method}.{field}"
 
 
-# ----------------------------------------------------------------------------------------------- job slot
+# ----------------------------------------------------------------------------------------------- the job
 
 class JobSlot:
-    """The (at most one) job of a browser session."""
+    """A browser session's hold on its job, which lives in the server-wide `jobs.registry()` under a token.
 
-    def __init__(self) -> None:
-        self._box: list[Job | None] = [None]  # shared with a finalizer in the session_state fallback
+    The token (unguessable, from `jobs.new_token`) also sits in the page's URL (`?run=TOKEN`), so a reload or a
+    reconnect — a new Streamlit session — finds the same job again with `attach`. When the session ends Streamlit
+    releases the slot: the session lets go of its token, and once no session holds it the registry's idle timer
+    runs (the job is stopped after `jobs.DEFAULT_IDLE_TIMEOUT_S`, or $DISTILL_JOB_IDLE_S). A session runs at most
+    one job at a time."""
+
+    def __init__(self, registry: JobRegistry | None = None) -> None:
+        self.holder = uuid.uuid4().hex
+        self._registry = registry
+        self._token: str | None = None
         self._lock = threading.Lock()
+        self._box: list = [self.registry, None, self.holder]  # what a finalizer needs, without the slot
+
+    @property
+    def registry(self) -> JobRegistry:
+        return self._registry if self._registry is not None else jobs.registry()
+
+    @property
+    def token(self) -> str | None:
+        return self._token
+
+    def _set_token(self, token: str | None) -> None:
+        self._token = token
+        self._box[1] = token
 
     @property
     def job(self) -> Job | None:
-        return self._box[0]
+        return self.registry.get(self._token) if self._token else None
 
-    @job.setter
-    def job(self, value: Job | None) -> None:
-        self._box[0] = value
-
-    def start(self, spec: JobSpec, dataset: ImageSet | None = None) -> Job:
-        """Start a job, replacing a finished one; refuses while this session's job is still active."""
+    def attach(self, token: str | None) -> Job | None:
+        """Hold `token` (a reload's, a reconnect's); returns its job or None for an unknown token. The token held
+        before, if another, is let go."""
         with self._lock:
-            if self.job is not None and self.job.state().active:
+            if token == self._token:
+                return self.registry.attach(token, self.holder) if token else None
+            job = self.registry.attach(token, self.holder) if token else None
+            if job is None:
+                return None
+            if self._token:
+                self.registry.release(self._token, self.holder)
+            self._set_token(token)
+            return job
+
+    def start(self, spec: JobSpec, dataset: ImageSet | None = None, autosave_dir=None) -> Job:
+        """Start a job under a fresh token; refuses while this session's job is still active."""
+        with self._lock:
+            old = self.job
+            if old is not None and old.state().active:
                 raise InvalidInputError("this session is already running a distillation; stop it first")
-            old, self.job = self.job, None
-            if old is not None:
-                old.stop(wait=False)  # ends a final evaluation still running
-            self.job = start_job(spec, dataset)
-            return self.job
+            token = jobs.new_token()
+            job = self.registry.start(token, spec, dataset, holder=self.holder, autosave_dir=autosave_dir)
+            if self._token:
+                self.registry.release(self._token, self.holder)
+            self._set_token(token)
+            return job
 
     def close(self) -> None:
-        """Stop the job (called when the session ends)."""
-        job = self.job
-        if job is not None:
-            job.stop(wait=True, timeout=5.0)
+        """Let go of the token (the session ended): the registry's idle timer takes over."""
+        with self._lock:
+            if self._token:
+                self.registry.release(self._token, self.holder)
 
 
 def _release_slot(slot: JobSlot) -> None:
     try:
         slot.close()
     except Exception:  # noqa: BLE001 - releasing must never raise into Streamlit's cache machinery
-        _log.exception("could not stop a session's job")
+        _log.exception("could not release a session's job")
 
 
-def _stop_boxed(box: list[Job | None]) -> None:
-    if box[0] is not None:
-        box[0].stop(wait=False)
+def _release_box(box: list) -> None:
+    registry, token, holder = box
+    if token:
+        registry.release(token, holder)
 
 
 try:
     @st.cache_resource(scope="session", on_release=_release_slot, show_spinner=False)
     def _session_slot() -> JobSlot:
         return JobSlot()
-    _SESSION_SCOPED = True
-except TypeError:  # Streamlit without session-scoped resources: keep the slot in session_state
-    _SESSION_SCOPED = False
-
+except TypeError:  # Streamlit without session-scoped resources: the slot lives in session_state
     def _session_slot() -> JobSlot:
         slot = st.session_state.get("_job_slot")
         if slot is None:
             slot = JobSlot()
-            weakref.finalize(slot, _stop_boxed, slot._box)  # the session's state is dropped -> stop its job
+            weakref.finalize(slot, _release_box, slot._box)  # the session's state is dropped -> let go
             st.session_state["_job_slot"] = slot
         return slot
 
 
 def session_slot() -> JobSlot:
-    """This browser session's job slot (created on first use; its job is stopped when the session ends)."""
+    """This browser session's hold on its job (created on first use; let go when the session ends)."""
     return _session_slot()
 
 
+def url_token() -> str | None:
+    """The job token in the page's URL (`?run=`), when it has a token's shape."""
+    try:
+        value = st.query_params.get(QUERY_RUN)
+    except Exception:  # noqa: BLE001 - no script context (a plain import)
+        return None
+    return value if jobs.valid_token(value) else None
+
+
 def current_job() -> Job | None:
-    return session_slot().job
+    """The job this page shows: the URL's token first (a reload, a shared link), else this session's own token
+    (kept in session_state, so page switches keep it); the URL then carries it, so a reload comes back. A made-up
+    or expired token finds nothing."""
+    slot = session_slot()
+    job = None
+    for token in dict.fromkeys(t for t in (url_token(), st.session_state.get(KEY_TOKEN)) if jobs.valid_token(t)):
+        job = slot.attach(token)
+        if job is not None:
+            st.session_state[KEY_TOKEN] = token
+            if url_token() != token:
+                st.query_params[QUERY_RUN] = token
+            break
+    return job
+
+
+def start_job(spec: JobSpec, dataset: ImageSet | None = None) -> Job:
+    """Start this session's job (autosaved to the runs folder when it ends) and put its token in the URL."""
+    from distill_core.runs import default_runs_dir
+
+    slot = session_slot()
+    own = current_job()
+    if own is not None and own.state().active:
+        raise InvalidInputError("this session is already running a distillation; stop it first")
+    job = slot.start(spec, dataset, autosave_dir=default_runs_dir())
+    st.session_state[KEY_TOKEN] = slot.token
+    st.query_params[QUERY_RUN] = slot.token
+    return job
 
 
 # ----------------------------------------------------------------------------------------------- datasets
@@ -135,19 +212,43 @@ def user_datasets() -> dict[str, ImageSet]:
     return data if isinstance(data, dict) else {}
 
 
+def kept_datasets() -> list[str]:
+    """Uploaded datasets kept with the runs (any session's, any earlier server's), newest first."""
+    try:
+        return stored_datasets(default_runs_dir())
+    except OSError:
+        return []
+
+
 def dataset_choices() -> list[str]:
-    """Embedded datasets first, then other available registry datasets, then this session's uploads."""
+    """Embedded datasets first, then other available registry datasets, then this session's uploads, then the
+    uploads kept with the runs."""
     names = [row["name"] for row in list_datasets() if row["available"]]
     names += [n for n in user_datasets() if n not in names]
+    names += [n for n in kept_datasets() if n not in names]
     return names
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _kept_dataset(name: str, runs_dir: str, mtime: float) -> ImageSet:
+    ds = load_stored_dataset(name, runs_dir)
+    register_dataset(ds)
+    return ds
+
+
 def resolve_dataset(name: str) -> ImageSet:
-    """The ImageSet for a sidebar choice (uploads from session state, the rest from the registry)."""
+    """The ImageSet for a sidebar choice (this session's uploads, the registry, then the uploads kept with the
+    runs — so a run made on an upload reopens in any session)."""
     uploads = user_datasets()
     if name in uploads and isinstance(uploads[name], ImageSet):
         return uploads[name]
-    return load_dataset(name)
+    try:
+        return load_dataset(name)
+    except DistillError:
+        if name not in kept_datasets():
+            raise
+    root = store_root(default_runs_dir())
+    return _kept_dataset(name, str(default_runs_dir()), root.stat().st_mtime if root.exists() else 0.0)
 
 
 def dataset_or_stop(name: str) -> ImageSet:
@@ -209,7 +310,14 @@ def apply_pending_preset() -> dict[str, Any] | None:
 
 
 def set_message(level: str, text: str) -> None:
-    st.session_state[KEY_MESSAGE] = (level, text)
+    """The distill page's message until the next action (server temporary paths stripped)."""
+    from ui.errors import strip_server_paths
+
+    st.session_state[KEY_MESSAGE] = (level, strip_server_paths(text))
+
+
+def clear_message() -> None:
+    st.session_state.pop(KEY_MESSAGE, None)
 
 
 def show_message() -> None:

@@ -2,7 +2,9 @@
 
 `upload_widget()` draws the controls (the sidebar calls it); `add_zip` / `add_folder` do the work and
 `register_user_dataset` files the result under `st.session_state["user_datasets"]` and in the data registry, so
-the sidebar's picker and `data.load_dataset(name)` both find it.
+the sidebar's picker and `data.load_dataset(name)` both find it. The zip (or the folder's path) is also kept under
+the runs folder (`uploads.store_zip_dataset`), so runs made on it reopen on every page, in every session, and after
+a restart.
 """
 from __future__ import annotations
 
@@ -13,9 +15,12 @@ import streamlit as st
 from distill_core.data import ImageSet, register_dataset
 from distill_core.errors import DistillError
 from distill_core.limits import LIMITS
-from distill_core.uploads import dataset_from_folder, dataset_from_zip
+from distill_core.uploads import (dataset_from_folder, dataset_from_zip, store_folder_dataset,
+                                  store_zip_dataset)
 from ui import state
-from ui.errors import describe
+from ui.errors import describe, strip_server_paths
+
+KEY_STORE_ERROR = "upload.store_error"
 
 KEY_KIND = "upload.kind"
 KEY_FILE = "upload.file"
@@ -43,6 +48,7 @@ def add_zip(data: bytes | BinaryIO, filename: str, image_size: int, name: str | 
     """A zip (bytes or a file object such as Streamlit's UploadedFile) -> a registered dataset of this session."""
     ds = dataset_from_zip(data, image_size=int(image_size), name=name or None, filename=filename)
     register_user_dataset(ds)
+    _keep(lambda: store_zip_dataset(ds, data, filename, int(image_size), name))
     return ds
 
 
@@ -50,14 +56,27 @@ def add_folder(path: str, image_size: int, name: str | None = None) -> ImageSet:
     """A folder of class folders on the server -> a registered dataset of this session."""
     ds = dataset_from_folder(path, image_size=int(image_size), name=name or None)
     register_user_dataset(ds)
+    _keep(lambda: store_folder_dataset(ds, path, int(image_size), name))
     return ds
+
+
+def _keep(store) -> None:
+    """Keep the dataset with the runs; when that fails the dataset still works in this session (and says why)."""
+    st.session_state.pop(KEY_STORE_ERROR, None)
+    try:
+        store()
+    except Exception as exc:  # noqa: BLE001 - a read-only runs folder must not refuse the upload itself
+        st.session_state[KEY_STORE_ERROR] = describe(exc)
 
 
 def _message(ds: ImageSet) -> tuple[str, str]:
     skipped = ds.meta.get("skipped") or []
     text = f"Added {ds.describe()}."
     if skipped:
-        text += f" {len(skipped)} file(s) skipped, e.g. {skipped[0]}."
+        text += f" {len(skipped)} file(s) skipped, e.g. {strip_server_paths(str(skipped[0]))}."
+    kept = st.session_state.get(KEY_STORE_ERROR)
+    if kept:
+        text += f" It is not kept with the runs ({kept}), so it lasts for this session only."
     return "success", text
 
 
@@ -75,9 +94,7 @@ def _on_add() -> None:
         else:
             ds = add_folder(str(ss.get(KEY_FOLDER) or ""), size, name)
         ss[KEY_MESSAGE] = _message(ds)
-    except DistillError as exc:
-        ss[KEY_MESSAGE] = ("error", str(exc))
-    except Exception as exc:  # noqa: BLE001 - never a traceback in the app
+    except Exception as exc:  # noqa: BLE001 - never a traceback in the app (server paths stripped)
         ss[KEY_MESSAGE] = ("error", describe(exc))
 
 

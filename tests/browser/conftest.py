@@ -30,7 +30,9 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("browser-server")
-    server = Server(base / "runs", base / "streamlit.log")
+    # a job nobody's page holds any more stops after 10 s here (5 min by default), so a closed tab frees its slot
+    # quickly, while a reload (which holds the job again at once) keeps it
+    server = Server(base / "runs", base / "streamlit.log", extra_env={"DISTILL_JOB_IDLE_S": "10"})
     yield server
     server.stop()
     tracebacks = server_tracebacks(server.log_path.read_text(encoding="utf-8", errors="replace"))

@@ -1,5 +1,6 @@
 """Five browser sessions at once against one server: each gets its own job up to LIMITS.max_concurrent_jobs, the
-rest a clear "busy" message; closing a session (its tab) stops its job, so a waiting session can start."""
+rest a clear "busy" message; closing a session (its tab) lets go of its job, which stops once the idle timeout has
+passed (10 s on the test server, $DISTILL_JOB_IDLE_S), so a waiting session can start."""
 from __future__ import annotations
 
 import re
@@ -82,7 +83,7 @@ def test_five_sessions_share_the_job_cap(app_server, new_context, request):
             page.wait_for_timeout(500)
         assert progress_text(page) != first[id(page)], "a running session's job did not advance"
 
-    # a running session's tab closes: its job stops, and a waiting session gets the slot
+    # a running session's tab closes: its job stops after the idle timeout, and a waiting session gets the slot
     running[0].context.close()
     waited = _start_until_running(busy[0])
     request.node.user_properties.append(("slot_freed_after_close_s", round(waited, 1)))

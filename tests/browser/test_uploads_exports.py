@@ -32,7 +32,7 @@ def _upload(page, path) -> None:
     wait_idle(page)
 
 
-def test_upload_a_zip_and_distil_it(app_server, page, tmp_path):
+def test_upload_a_zip_and_distil_it(app_server, page, new_context, tmp_path):
     good = tmp_path / "shapes.zip"
     good.write_bytes(bc.image_zip_bytes(classes=("circles", "squares", "stars"), per_class=5, size=20,
                                         prefix="shapes/"))
@@ -64,6 +64,16 @@ def test_upload_a_zip_and_distil_it(app_server, page, tmp_path):
     caption = page.locator('[data-testid="stMainBlockContainer"] [data-testid="stImage"]').first.inner_text()
     assert "upload:" in caption and "IPC 2" in caption
     assert_no_exception(page)
+
+    # the upload is kept with the runs: another browser (a new session) can pick it and open its run's data
+    assert any((app_server.runs_dir / ".datasets").glob("*/source.zip"))
+    other = new_context().new_page()
+    open_app(other, app_server, "distill")
+    picker = other.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first
+    picker.click()
+    other.get_by_role("option", name=re.compile(r"upload:shapes")).click()
+    other.get_by_text(re.compile(r"Dataset: .*upload:shapes.*3 classes")).wait_for(timeout=60_000)
+    assert_no_exception(other)
 
 
 def test_stimulus_zip_download(app_server, page, tmp_path):
