@@ -202,8 +202,8 @@ def test_bench_seed_s_distils_with_s_and_is_judged_by_its_own_networks(digits, m
     assert row.seed_accs == [0.53, 0.54] and row.acc_mean == pytest.approx(0.535)
     assert row.acc_std == pytest.approx(0.005) and row.seed_runs == [[0.53, 0.53], [0.54, 0.54]]
     calls.clear()
-    one = bench.run_cell(digits, "random", 2, seeds=[0], device="cpu")  # the default split is not passed on
-    assert calls == [(0, 0, "default")] and one.spread == "reps" and one.accs == [0.5, 0.5]
+    one = bench.run_cell(digits, "random", 2, seeds=[0], device="cpu")  # the test split by default, said explicitly
+    assert calls == [(0, 0, "test")] and one.spread == "reps" and one.accs == [0.5, 0.5]
     with pytest.raises(InvalidInputError, match="split must be 'test' or 'val'"):
         bench.run_bench(digits, ["random"], [1], split="train")
     with pytest.raises(InvalidInputError, match="seeds must be a positive"):
@@ -211,7 +211,7 @@ def test_bench_seed_s_distils_with_s_and_is_judged_by_its_own_networks(digits, m
 
 
 def test_cli_evaluate_passes_the_split(digits, tmp_path, monkeypatch, capsys):
-    """`--split val` reaches evaluate_summary and the record; the default test split is left to its default."""
+    """`--split val` reaches evaluate_summary and the record; without it the test split is asked for."""
     import distill_core.evaluate as evaluate
 
     out = _saved_run(digits, tmp_path / "run")
@@ -226,4 +226,4 @@ def test_cli_evaluate_passes_the_split(digits, tmp_path, monkeypatch, capsys):
     payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert seen == ["val"] and payload["eval"]["split"] == "val"
     assert main(["evaluate", str(out), "--json"]) == 0
-    assert seen == ["val", "default"] and load_run(out).evaluations[-1]["split"] == "test"
+    assert seen == ["val", "test"] and load_run(out).evaluations[-1]["split"] == "test"
