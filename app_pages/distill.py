@@ -11,6 +11,7 @@ import streamlit as st
 from distill_core.limits import LIMITS
 from distill_core.methods import METHODS
 from ui import distill_view as view
+from ui import learn
 from ui import state
 from ui.errors import guard
 
@@ -71,6 +72,10 @@ def controls() -> None:
                   disabled=busy)
 
     problem = None if busy else view.start_problem(dataset)
+    if problem is None and not busy and dataset is not None:  # the expected time, a warning above ~2 minutes
+        note, warn = learn.estimate_note(method, dataset.name, int(st.session_state[state.KEY_IPC]),
+                                         int(st.session_state[state.KEY_STEPS]))
+        (st.warning if warn else st.caption)(note)
     b1, b2, b3, b4, _ = st.columns([1, 1, 1, 1, 3])
     b1.button("Start", key="distill.start", type="primary", icon=":material/play_arrow:", on_click=view.on_start,
               disabled=busy or problem is not None, help=f"Cannot start: {problem}" if problem else None)
