@@ -7,7 +7,10 @@ predicts a freshly drawn, class-balanced batch of real training images well:
 
 with the closed-form NTK (or NNGP / RBF) of `distill_core.kernels`. Labels are centred one-hot vectors
 (1 − 1/C for the class, −1/C elsewhere). Images are optimised with Adam in the normalised space the networks see
-and reported in pixel space. The same kernel then judges any summary through the `krr` protocol.
+and reported in pixel space. The paper's second algorithm, Label Solve (`label_solve.py`), is an option:
+`label_solve=after` gives the summary the closed-form optimal labels for its final images; `during` also
+replaces the labels by solved ones every `label_solve_every` steps, so the images are learned for them. The same
+kernel then judges any summary through the `krr` protocol.
 """
 from __future__ import annotations
 
@@ -215,13 +218,24 @@ class KIP(Method):
 
 # --------------------------------------------------------------------------------------- krr protocol
 
-def evaluate_krr(summary: Summary, dataset: ImageSet, *, device: torch.device | str = "cpu", seed: int = 0,
-                 reps: int | None = None, model: str = "convnet", block: int = 2048) -> EvalResult:
-    """Kernel ridge regression from the summary to the test set (float64); accuracy of the argmax.
+def _eval_split(dataset: ImageSet, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) of the split a krr evaluation predicts: "test" or "val"."""
+    if hasattr(dataset, "split"):
+        return dataset.split(split)  # type: ignore[attr-defined]
+    if split != "test":
+        raise InvalidInputError(f"dataset {dataset.name} has no {split!r} split; use split='test'")
+    return dataset.x_test, dataset.y_test
 
-    The kernel and ridge come from the summary's meta when a KIP run recorded them, else KIP's defaults for the
-    dataset — so every method's summary is judged by the same kernel KIP would use. Soft labels are regressed
-    as they are, hard labels as centred one-hot vectors. Deterministic: `seed`, `reps` and `model` do not apply.
+
+def evaluate_krr(summary: Summary, dataset: ImageSet, *, device: torch.device | str = "cpu", seed: int = 0,
+                 reps: int | None = None, model: str = "convnet", block: int = 2048, split: str = "test",
+                 **_unused: Any) -> EvalResult:
+    """Kernel ridge regression from the summary to the test (or validation) split in float64; argmax accuracy.
+
+    The kernel and ridge come from the summary's meta when a KIP or Label Solve run recorded them, else KIP's
+    defaults for the dataset — so every method's summary is judged by the same kernel KIP would use. Soft labels
+    are regressed as they are, hard labels as centred one-hot vectors. Deterministic: `seed`, `reps`, `model`
+    and the networks' settings (augmentation, epochs, label loss) do not apply.
     """
     start = time.perf_counter()
     defaults = KIPConfig.for_dataset(dataset.name)
@@ -231,15 +245,17 @@ def evaluate_krr(summary: Summary, dataset: ImageSet, *, device: torch.device | 
     dev = torch.device(device)
     if dev.type == "mps":  # no float64 on MPS
         dev = torch.device("cpu")
+    x_eval, y_eval = _eval_split(dataset, split)
     y = summary.labels.double() if summary.soft else centred_one_hot(summary.labels, dataset.num_classes,
                                                                      torch.float64)
     x_s = dataset.normalize(summary.images.double()).to(dev)
-    x_q = dataset.normalize(dataset.x_test.double()).to(dev)
+    x_q = dataset.normalize(x_eval.double()).to(dev)
     pred = krr_predict(spec, x_s, y.to(dev), x_q, ridge=ridge, dtype=torch.float64, block=block)
-    acc = float((pred.argmax(1).cpu() == dataset.y_test).double().mean())
+    acc = float((pred.argmax(1).cpu() == y_eval).double().mean())
     seconds = time.perf_counter() - start
     return EvalResult("krr", spec.label, 1, acc, 0.0, [acc], seconds, seconds,
-                      {"kernel": spec.to_dict(), "ridge": ridge, "support": len(summary)})
+                      {"kernel": spec.to_dict(), "ridge": ridge, "support": len(summary), "split": split,
+                       "labels": "soft" if summary.soft else "hard"})
 
 
 register_protocol("krr", evaluate_krr,
