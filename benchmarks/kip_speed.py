@@ -10,7 +10,10 @@ solves an n×n ridge system and back-propagates to the images. Its arithmetic is
     FLOPs/step ≈ 6·(n+m)·n·d + n³/3 (Cholesky) + 2·n²·C + 2·m·n·C (solve, prediction), ×3 for the last three
 
 (d = pixels per image, C = classes) and divide by the median step time. The same run times plain float32 matrix
-products — one of the Gram's own shape and one large square one — so the two GFLOP/s figures are comparable.
+products — one of the Gram's own shape and one large square one — so the two GFLOP/s figures are comparable, and
+"Gram-shape matmul ÷ KIP" is the step time over the time of its nominal matrix work done as plain products.
+(KIP builds K_ss and K_ts as two kernels, so its backward skips the target images' gradient and does
+2·m·n·d fewer FLOPs than counted: the count is the step's nominal work, not what it executes.)
 Element-wise work of the arc-cosine recursion (arccos, sqrt over (n+m)·n entries per layer) is not counted; it is
 real work that keeps KIP below the matrix-product rate at small n.
 
@@ -58,8 +61,9 @@ class UnfusedNTK:
     def __init__(self, depth: int = 3, w_var: float = 2.0, b_var: float = 0.01):
         self.depth, self.w_var, self.b_var = depth, w_var, b_var
 
-    def __call__(self, x1: torch.Tensor, x2: torch.Tensor, shared_prefix: bool = False) -> torch.Tensor:
-        a, b = x1.reshape(len(x1), -1), x2.reshape(len(x2), -1)
+    def __call__(self, x1: torch.Tensor, x2: torch.Tensor | None = None, shared_prefix: bool = False) -> torch.Tensor:
+        a = x1.reshape(len(x1), -1)
+        b = a if x2 is None else x2.reshape(len(x2), -1)
         d, w, c = a.shape[1], self.w_var, self.w_var / (2.0 * math.pi)
         k = (a @ b.T) * (w / d) + self.b_var
         da = a.square().sum(1) * (w / d) + self.b_var

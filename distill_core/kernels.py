@@ -73,35 +73,40 @@ class _ArcCosLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, k, sa, sb, theta, c: float, b_var: float):  # type: ignore[override]
-        norm = sa.unsqueeze(1) * sb.unsqueeze(0)
-        rho = (k / norm).clamp_(-1.0, 1.0)
-        pm = math.pi - torch.arccos(rho)                       # π − θ
-        sin = (1.0 - rho * rho).clamp_(min=0.0).sqrt_()
-        k_new = torch.addcmul(sin, pm, rho).mul_(norm).mul_(c).add_(b_var)
-        theta_new = torch.addcmul(k_new, pm, theta, value=c) if theta is not None else None
+        norm = torch.outer(sa, sb)
+        rho = torch.div(k, norm).clamp_(-1.0, 1.0)
+        angle = torch.arccos(rho)
+        sin = torch.sin(angle)                                 # = √(1 − ρ²) ≥ 0
+        pm = angle.neg_().add_(math.pi)                        # π − θ, in place of θ
+        j1 = torch.addcmul(sin, pm, rho)
+        k_new = torch.addcmul(torch.tensor(b_var, dtype=k.dtype, device=k.device), j1, norm, value=c)
         ctx.c = c
         ctx.save_for_backward(sa, sb, rho, pm, sin, theta)
-        if theta_new is None:
+        if theta is None:
             return k_new
-        return k_new, theta_new
+        return k_new, torch.addcmul(k_new, pm, theta, value=c)
 
     @staticmethod
     def backward(ctx, g_k, g_theta=None):  # type: ignore[override]
         sa, sb, rho, pm, sin, theta = ctx.saved_tensors
         c = ctx.c
-        norm = sa.unsqueeze(1) * sb.unsqueeze(0)
-        total = g_k if g_theta is None else g_k + g_theta      # Θ' contains K'
-        g_in = total * pm * c                                  # ∂/∂K through ρ (J1 part)
-        g_norm = total * sin * c                               # ∂/∂norm at fixed K (J1 part)
+        ntk_part = theta is not None and g_theta is not None
+        if ntk_part:
+            g_tc = g_theta * c
+            total_c = torch.add(g_tc, g_k, alpha=c)            # Θ' contains K'
+        else:
+            total_c = g_k * c
+        g_in = total_c * pm                                    # ∂/∂K through ρ, J1 part (dJ1/dρ = π − θ)
+        g_norm = total_c * sin                                 # ∂/∂norm at fixed K, J1 part (J1 − ρ dJ1/dρ)
         g_prev = None
-        if theta is not None and g_theta is not None:
-            extra = g_theta * theta * c / (sin.clamp_min(_sin_floor(sin.dtype)) * norm)   # (π − θ) part
-            g_in = g_in + extra
-            g_norm = g_norm - extra * rho
-            g_prev = g_theta * pm * c
-        g_sa = (g_norm * sb.unsqueeze(0)).sum(1)
-        g_sb = (g_norm * sa.unsqueeze(1)).sum(0)
-        return g_in, g_sa, g_sb, g_prev, None, None
+        if ntk_part:
+            # (π − θ) part: d(π − θ)/dρ = 1/sin θ, floored; ρ = K / (sa ⊗ sb)
+            extra = (g_tc * theta).div_(sin.clamp_min(_sin_floor(sin.dtype)))
+            extra.div_(sa.unsqueeze(1)).div_(sb.unsqueeze(0))
+            g_in.add_(extra)
+            g_norm.addcmul_(extra, rho, value=-1.0)
+            g_prev = g_tc.mul_(pm)
+        return g_in, g_norm @ sb, g_norm.T @ sa, g_prev, None, None
 
 
 def relu_kernels(x1: torch.Tensor, x2: torch.Tensor | None = None, depth: int = 3, w_var: float = 2.0,

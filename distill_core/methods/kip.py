@@ -172,11 +172,12 @@ class KIP(Method):
 
     def loss(self, x_target: torch.Tensor, y_target_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """KRR loss from the support set to one target batch, and the batch's predictions."""
-        n = len(self.x)
-        # (n + m) × n: K_ss on top (its diagonal exact: the rows of x2 are x1's first rows), K_ts below
-        k = self.spec(torch.cat([self.x, x_target]), self.x, shared_prefix=True)
-        alpha = ridge_solve(k[:n], self.y, self.config.ridge)  # type: ignore[attr-defined]
-        pred = k[n:] @ alpha
+        # two kernels rather than one of cat([x, x_t]) with x: the same forward work, but the backward of the
+        # Gram product then skips the gradient for the target images (a third less matrix work at IPC 50)
+        k_ss = self.spec(self.x)                # its diagonal is exact (closed form), even in float32
+        k_ts = self.spec(x_target, self.x)
+        alpha = ridge_solve(k_ss, self.y, self.config.ridge)  # type: ignore[attr-defined]
+        pred = k_ts @ alpha
         y_t = centred_one_hot(y_target_idx, self.dataset.num_classes, self.dtype).to(self.device)
         return 0.5 * (pred - y_t).square().sum(1).mean(), pred
 
