@@ -220,7 +220,8 @@ class KIP(Method):
 # --------------------------------------------------------------------------------------- krr protocol
 
 def _eval_split(dataset: ImageSet, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images, labels) of the split a krr evaluation predicts: "test" or "val"."""
+    """(images, labels) of the split a krr evaluation predicts: "test" or "val" (`ImageSet.split` when the
+    dataset has one; `evaluate.split_data` does the same on the evaluation side)."""
     if hasattr(dataset, "split"):
         return dataset.split(split)  # type: ignore[attr-defined]
     if split != "test":
@@ -229,14 +230,14 @@ def _eval_split(dataset: ImageSet, split: str) -> tuple[torch.Tensor, torch.Tens
 
 
 def evaluate_krr(summary: Summary, dataset: ImageSet, *, device: torch.device | str = "cpu", seed: int = 0,
-                 reps: int | None = None, model: str = "convnet", block: int = 2048, split: str = "test",
-                 **_unused: Any) -> EvalResult:
+                 reps: int | None = None, model: str = "convnet", split: str = "test",
+                 block: int = 2048) -> EvalResult:
     """Kernel ridge regression from the summary to the test (or validation) split in float64; argmax accuracy.
 
     The kernel and ridge come from the summary's meta when a KIP or Label Solve run recorded them, else KIP's
     defaults for the dataset — so every method's summary is judged by the same kernel KIP would use. Soft labels
-    are regressed as they are, hard labels as centred one-hot vectors. Deterministic: `seed`, `reps`, `model`
-    and the networks' settings (augmentation, epochs, label loss) do not apply.
+    are regressed as they are, hard labels as centred one-hot vectors. Deterministic: `seed`, `reps` and `model`
+    do not apply.
     """
     start = time.perf_counter()
     defaults = KIPConfig.for_dataset(dataset.name)
