@@ -1,6 +1,8 @@
 """Label Solve (`ls`, and KIP's `label_solve` option): closed-form support labels for kernel ridge regression."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -99,7 +101,8 @@ def test_solved_label_summary_solves_once_when_read(digits):
         calls.append(len(images))
         return torch.ones(len(images), 10, dtype=torch.float64)
 
-    s = SolvedLabelSummary(torch.rand(10, 1, 8, 8), solver, "kip", "digits", 1, [str(i) for i in range(10)], {})
+    s = SolvedLabelSummary(torch.rand(10, 1, 8, 8), None, "kip", "digits", 1, [str(i) for i in range(10)], {},
+                           solver=solver)
     assert calls == [] and len(s) == 10 and s.images.shape == (10, 1, 8, 8)
     d = s.detach()
     assert calls == []  # images alone (snapshots, grids) never solve
@@ -107,6 +110,8 @@ def test_solved_label_summary_solves_once_when_read(digits):
     assert torch.equal(s.labels, torch.ones(10, 10)) and calls == [10]
     assert torch.equal(d.labels, s.labels) and calls == [10, 10]
     assert torch.equal(s.detach().labels, s.labels) and calls == [10, 10]
+    copy = dataclasses.replace(s, method="ls")  # a plain copy carries the solved labels, solves nothing
+    assert torch.equal(copy.labels, s.labels) and copy.method == "ls" and calls == [10, 10]
 
 
 def test_kip_label_solve_after_gives_the_solved_labels_of_its_final_images(digits):

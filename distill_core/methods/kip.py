@@ -210,8 +210,8 @@ class KIP(Method):
             meta.update(label_loss="mse", label_solve=cfg.label_solve, target_size=self.solver.size)
             base = self._make_summary(images, self.labels.clone(), **meta)
             solver = self.solver
-            return SolvedLabelSummary(base.images, lambda im: solver.solve(im).float(), base.method,
-                                      base.dataset, base.ipc, base.class_names, base.meta)
+            return SolvedLabelSummary(base.images, None, base.method, base.dataset, base.ipc, base.class_names,
+                                      base.meta, solver=lambda im: solver.solve(im).float())
         if cfg.learn_labels:
             return self._make_summary(images, self.y.detach().float().cpu(), label_loss="mse", **meta)
         return self._make_summary(images, self.labels.clone(), **meta)

@@ -151,16 +151,21 @@ class SolvedLabelSummary(Summary):
     saving, `detach` for another thread) solves once and keeps the result; images never change afterwards.
     """
 
-    def __init__(self, images: torch.Tensor, solver: Callable[[torch.Tensor], torch.Tensor], method: str,
-                 dataset: str, ipc: int, class_names: list[str], meta: dict, labels: torch.Tensor | None = None):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, method: str, dataset: str, ipc: int,
+                 class_names: list[str], meta: dict | None = None, *,
+                 solver: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        # the arguments of Summary, in its order (dataclasses.replace and copies keep working), plus the solver
+        if labels is None and solver is None:
+            raise ValueError("a SolvedLabelSummary needs labels or a solver")
         self._solver = solver
         self._labels: torch.Tensor | None = None
-        super().__init__(images, labels, method, dataset, ipc, class_names, meta)  # type: ignore[arg-type]
+        super().__init__(images, labels, method, dataset, ipc, class_names,  # type: ignore[arg-type]
+                         dict(meta or {}))
 
     @property  # type: ignore[override]
     def labels(self) -> torch.Tensor:
         if self._labels is None:
-            self._labels = self._solver(self.images).float().cpu()
+            self._labels = self._solver(self.images).float().cpu()  # type: ignore[misc]
         return self._labels
 
     @labels.setter
@@ -169,8 +174,8 @@ class SolvedLabelSummary(Summary):
 
     def detach(self) -> "SolvedLabelSummary":
         labels = None if self._labels is None else self._labels.detach().cpu().clone()
-        return SolvedLabelSummary(self.images.detach().float().cpu().clone(), self._solver, self.method,
-                                  self.dataset, self.ipc, list(self.class_names), dict(self.meta), labels)
+        return SolvedLabelSummary(self.images.detach().float().cpu().clone(), labels, self.method, self.dataset,
+                                  self.ipc, list(self.class_names), dict(self.meta), solver=self._solver)
 
 
 # ------------------------------------------------------------------------------------------- the method
