@@ -107,14 +107,78 @@ def test_float32_default_float64_available_and_gradients_finite():
     k32 = ntk(x)
     k64 = ntk(x, dtype=torch.float64)
     assert k32.dtype == torch.float32 and k64.dtype == torch.float64
-    assert torch.allclose(k32.double(), k64, rtol=2e-3)  # float32 arccos near ρ = 1
-    # identical rows (correlation exactly 1) must not give NaN gradients
+    assert torch.allclose(k32.double(), k64, rtol=1e-5)
+    # identical rows (correlation exactly 1 off the diagonal) must not give NaN or infinite gradients
     xs = x.clone().requires_grad_(True)
     k = ntk(torch.cat([xs, xs]))
     k.sum().backward()
     assert torch.isfinite(xs.grad).all() and xs.grad.abs().sum() > 0
     # PSD up to round-off
     assert float(torch.linalg.eigvalsh(k64).min()) > -1e-8
+
+
+@pytest.mark.parametrize("fn", [ntk, nngp, rbf])
+def test_float32_self_pairs_are_exact(mnist5k, fn):
+    """The diagonal in float32 within 1e-5 relative of float64 (through arccos it was ~1e-3 off for the NTK)."""
+    x = mnist5k.normalize(mnist5k.x_train[:48])
+    targets = mnist5k.normalize(mnist5k.x_train[100:160])
+    exact = fn(x.double(), dtype=torch.float64)
+    d64 = exact.diagonal()
+    for k32 in (fn(x), fn(x, x), fn(torch.cat([x, targets]), x, shared_prefix=True)):
+        assert k32.dtype == torch.float32 and k32.shape[1] == 48
+        rel = (k32.diagonal().double() - d64).abs() / d64
+        assert float(rel.max()) < 1e-5, float(rel.max())
+    # and the rest of the matrix (distinct images) agrees to float32 precision
+    full = fn(torch.cat([x, targets]), x, shared_prefix=True).double()
+    ref = fn(torch.cat([x, targets]).double(), x.double(), dtype=torch.float64)
+    assert float(((full - ref).abs() / ref.abs().clamp_min(1e-3)).max()) < 2e-5
+
+
+def test_self_pairs_follow_the_closed_form_recursion():
+    x = _inputs(6, seed=8)
+    d0 = W_VAR * x.square().sum(1) / x.shape[1] + B_VAR
+    kd, td = d0.clone(), d0.clone()
+    for _ in range(3):  # θ = 0: K ← w_var/2 · K + b_var, Θ ← K + w_var/2 · Θ
+        kd = kd * W_VAR / 2 + B_VAR
+        td = kd + td * W_VAR / 2
+    k, t = relu_kernels(x.float(), depth=3, w_var=W_VAR, b_var=B_VAR)
+    assert torch.allclose(k.diagonal().double(), kd, rtol=1e-6) and torch.allclose(t.diagonal().double(), td, rtol=1e-6)
+    with pytest.raises(InvalidInputError, match="shared_prefix"):
+        ntk(x[:2], x, shared_prefix=True)
+
+
+def test_hand_written_backward_matches_finite_differences():
+    a = torch.randn(5, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    b = torch.randn(4, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    assert torch.autograd.gradcheck(lambda p, q: relu_kernels(p, q, depth=3, w_var=W_VAR, b_var=B_VAR), (a, b))
+    assert torch.autograd.gradcheck(lambda p: relu_kernels(p, depth=2, w_var=W_VAR, b_var=B_VAR), (a,))
+    assert torch.autograd.gradcheck(lambda p: ntk(p, p[:3], depth=2, shared_prefix=True), (a,))
+    assert torch.autograd.gradcheck(lambda p: nngp(p, p[:3], depth=3, shared_prefix=True), (a,))
+    # float32 gradients agree with float64 ones
+    x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    grads = []
+    for dt in (torch.float32, torch.float64):
+        xs = x.to(dt).clone().requires_grad_(True)
+        ntk(torch.cat([xs, xs.flip(0) * 0.5]), xs, shared_prefix=True).square().sum().backward()
+        grads.append(xs.grad.double())
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6 * float(grads[1].abs().max()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_kernels_ignore_tf32_and_autocast(mnist5k):
+    x = mnist5k.normalize(mnist5k.x_train[:256])
+    ref = ntk(x.double(), dtype=torch.float64)
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            k = ntk(x.cuda())
+        assert torch.backends.cuda.matmul.allow_tf32 is True  # restored after the kernel
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+    assert k.dtype == torch.float32
+    rel = (k.double().cpu() - ref).abs() / ref.abs().clamp_min(1e-3)
+    assert float(rel.diagonal().max()) < 1e-5 and float(rel.max()) < 1e-4
 
 
 def test_rbf_sanity():

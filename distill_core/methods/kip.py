@@ -7,7 +7,10 @@ predicts a freshly drawn, class-balanced batch of real training images well:
 
 with the closed-form NTK (or NNGP / RBF) of `distill_core.kernels`. Labels are centred one-hot vectors
 (1 − 1/C for the class, −1/C elsewhere). Images are optimised with Adam in the normalised space the networks see
-and reported in pixel space. The same kernel then judges any summary through the `krr` protocol.
+and reported in pixel space. The paper's second algorithm, Label Solve (`label_solve.py`), is an option:
+`label_solve=after` gives the summary the closed-form optimal labels for its final images; `during` also
+replaces the labels by solved ones every `label_solve_every` steps, so the images are learned for them. The same
+kernel then judges any summary through the `krr` protocol.
 """
 from __future__ import annotations
 
@@ -24,24 +27,32 @@ from ..kernels import KERNEL_NAMES, KernelSpec, krr_predict, ridge_solve
 from ..summary import Summary
 from ._distiller import INIT_FIELD
 from .base import Method, MethodConfig, class_balanced_pick, register_method
+from .label_solve import DEFAULT_TARGET_SIZE, LabelSolver, SolvedLabelSummary, centred_one_hot
+
+__all__ = ["KIP", "KIPConfig", "centred_one_hot", "evaluate_krr", "random_shift", "shift_images"]
 
 
-def centred_one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """One-hot targets shifted to mean zero: 1 − 1/C for the class, −1/C elsewhere (as in the KIP paper)."""
-    return torch.nn.functional.one_hot(labels.long(), num_classes).to(dtype) - 1.0 / num_classes
+def shift_images(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """Translate image i down by dy[i] and right by dx[i] whole pixels (negative: up / left), filling the
+    uncovered border with the nearest edge pixel: out[i, :, r, c] = x[i, :, clamp(r − dy_i), clamp(c − dx_i)]."""
+    n, c, h, w = x.shape
+    dev = x.device
+    rows = (torch.arange(h, device=dev)[None] - dy.to(dev)[:, None]).clamp(0, h - 1).view(n, 1, h, 1)
+    cols = (torch.arange(w, device=dev)[None] - dx.to(dev)[:, None]).clamp(0, w - 1).view(n, 1, 1, w)
+    return x[torch.arange(n, device=dev).view(n, 1, 1, 1), torch.arange(c, device=dev).view(1, c, 1, 1), rows, cols]
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image by a random whole number of pixels in [−max_shift, max_shift] along each axis,
-    filling with the edge pixels (a cheap augmentation that stretches a small target set)."""
-    n, c, h, w = x.shape
+    """Translate each image by a random whole number of pixels in [−max_shift, max_shift] along each axis (drawn
+    from `generator`: rows first, then columns), edge pixels filling in — a cheap augmentation that stretches a
+    small target set."""
     s = int(max_shift)
-    padded = torch.nn.functional.pad(x, (s, s, s, s), mode="replicate")
-    dy = torch.randint(0, 2 * s + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * s + 1, (n,), generator=generator)
-    rows = (dy[:, None] + torch.arange(h)[None]).view(n, 1, h, 1)
-    cols = (dx[:, None] + torch.arange(w)[None]).view(n, 1, 1, w)
-    return padded[torch.arange(n).view(n, 1, 1, 1), torch.arange(c).view(1, c, 1, 1), rows, cols]
+    dy = torch.randint(-s, s + 1, (len(x),), generator=generator)
+    dx = torch.randint(-s, s + 1, (len(x),), generator=generator)
+    return shift_images(x, dy, dx)
+
+
+LABEL_SOLVE_MODES = ("none", "after", "during")
 
 
 @dataclass
@@ -65,6 +76,11 @@ class KIPConfig(MethodConfig):
     shift: int = 0                 # random translations of the target images by up to this many pixels
     clip: bool = True              # keep the images inside the pixel range [0, 1]
     float64: bool = False          # optimise in double precision (slower; for checks)
+    label_solve: str = "none"      # none | after: the summary's labels are solved (Label Solve) for the final
+                                   # images | during: also every `label_solve_every` steps, and KIP goes on
+                                   # with the solved labels
+    label_solve_every: int = 100
+    label_solve_target: int = DEFAULT_TARGET_SIZE  # real training images (class-balanced) the labels fit
 
     @classmethod
     def for_dataset(cls, dataset_name: str, profile: str = "fast", ipc: int | None = None) -> "KIPConfig":
@@ -88,6 +104,11 @@ class KIPConfig(MethodConfig):
             raise InvalidInputError("w_var and gamma must be positive")
         if self.depth > 64:
             raise InvalidInputError(f"depth {self.depth} is too large (at most 64 hidden layers)")
+        if self.label_solve not in LABEL_SOLVE_MODES:
+            raise InvalidInputError(f"label_solve must be one of {', '.join(LABEL_SOLVE_MODES)}, "
+                                    f"got {self.label_solve!r}")
+        if self.label_solve_every < 1 or self.label_solve_target < 1:
+            raise InvalidInputError("label_solve_every and label_solve_target must be at least 1")
 
     def kernel_spec(self) -> KernelSpec:
         return KernelSpec(self.kernel, self.depth, self.w_var, self.b_var, self.gamma)
@@ -133,6 +154,14 @@ class KIP(Method):
         self._lo, self._hi = lo.to(self.device, self.dtype), hi.to(self.device, self.dtype)
         self._per_class = max(1, cfg.target_batch // c)
         self._class_idx = [dataset.class_indices(k) for k in range(c)]
+        self.solver: LabelSolver | None = None
+        if cfg.label_solve != "none":
+            # its own generator: the target batches KIP draws stay those of a run without label solving
+            gen = torch.Generator().manual_seed(self.seed + 7919)
+            self.solver = LabelSolver(dataset, self.spec, cfg.ridge, cfg.label_solve_target, gen, self.device)
+            if self.solver.size < len(labels):
+                raise InvalidInputError(f"label solve needs at least as many target images as support images; "
+                                        f"label_solve_target {cfg.label_solve_target} gives {self.solver.size}")
 
     def _target_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A class-balanced batch of real training images (normalised) and their labels, fresh every step."""
@@ -148,10 +177,12 @@ class KIP(Method):
 
     def loss(self, x_target: torch.Tensor, y_target_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """KRR loss from the support set to one target batch, and the batch's predictions."""
-        n = len(self.x)
-        k = self.spec(torch.cat([self.x, x_target]), self.x)  # (n + m) × n: K_ss on top, K_ts below
-        alpha = ridge_solve(k[:n], self.y, self.config.ridge)  # type: ignore[attr-defined]
-        pred = k[n:] @ alpha
+        # two kernels rather than one of cat([x, x_t]) with x: the same forward work, but the backward of the
+        # Gram product then skips the gradient for the target images (a third less matrix work at IPC 50)
+        k_ss = self.spec(self.x)                # its diagonal is exact (closed form), even in float32
+        k_ts = self.spec(x_target, self.x)
+        alpha = ridge_solve(k_ss, self.y, self.config.ridge)  # type: ignore[attr-defined]
+        pred = k_ts @ alpha
         y_t = centred_one_hot(y_target_idx, self.dataset.num_classes, self.dtype).to(self.device)
         return 0.5 * (pred - y_t).square().sum(1).mean(), pred
 
@@ -160,6 +191,10 @@ class KIP(Method):
         if half_life > 0:
             for group, base in zip(self.opt.param_groups, self._base_lrs):
                 group["lr"] = base * 0.5 ** (self.steps_done / half_life)
+        cfg: KIPConfig = self.config  # type: ignore[assignment]
+        if self.solver is not None and cfg.label_solve == "during" and self.steps_done % cfg.label_solve_every == 0:
+            with torch.no_grad():
+                self.y.copy_(self.solver.solve_normalised(self.x).to(self.device, self.dtype))
         x_t, y_t = self._target_batch()
         loss, pred = self.loss(x_t, y_t)
         self.opt.zero_grad(set_to_none=True)
@@ -174,9 +209,17 @@ class KIP(Method):
     def summary(self) -> Summary:
         cfg: KIPConfig = self.config  # type: ignore[assignment]
         images = self.dataset.denormalize(self.x.detach().float().cpu())
-        labels = self.y.detach().float().cpu() if cfg.learn_labels else self.labels.clone()
-        return self._make_summary(images, labels, kernel=self.spec.to_dict(), ridge=cfg.ridge,
-                                  init_indices=self.init_indices, steps=self.steps_done)
+        meta = {"kernel": self.spec.to_dict(), "ridge": cfg.ridge, "init_indices": self.init_indices,
+                "steps": self.steps_done}
+        if self.solver is not None:  # labels solved for these images when first read
+            meta.update(label_loss="mse", label_solve=cfg.label_solve, target_size=self.solver.size)
+            base = self._make_summary(images, self.labels.clone(), **meta)
+            solver = self.solver
+            return SolvedLabelSummary(base.images, None, base.method, base.dataset, base.ipc, base.class_names,
+                                      base.meta, solver=lambda im: solver.solve(im).float())
+        if cfg.learn_labels:
+            return self._make_summary(images, self.y.detach().float().cpu(), label_loss="mse", **meta)
+        return self._make_summary(images, self.labels.clone(), **meta)
 
 
 # --------------------------------------------------------------------------------------- krr protocol
@@ -184,11 +227,12 @@ class KIP(Method):
 def evaluate_krr(summary: Summary, dataset: ImageSet, *, device: torch.device | str = "cpu", seed: int = 0,
                  reps: int | None = None, model: str = "convnet", split: str = "test",
                  block: int = 2048) -> EvalResult:
-    """Kernel ridge regression from the summary to the `split` set ("test" or "val", float64); accuracy of the argmax.
+    """Kernel ridge regression from the summary to the test (or validation) split in float64; argmax accuracy.
 
-    The kernel and ridge come from the summary's meta when a KIP run recorded them, else KIP's defaults for the
-    dataset — so every method's summary is judged by the same kernel KIP would use. Soft labels are regressed
-    as they are, hard labels as centred one-hot vectors. Deterministic: `seed`, `reps` and `model` do not apply.
+    The kernel and ridge come from the summary's meta when a KIP or Label Solve run recorded them, else KIP's
+    defaults for the dataset — so every method's summary is judged by the same kernel KIP would use. Soft labels
+    are regressed as they are, hard labels as centred one-hot vectors. Deterministic: `seed`, `reps` and `model`
+    do not apply.
     """
     start = time.perf_counter()
     defaults = KIPConfig.for_dataset(dataset.name)
@@ -207,7 +251,8 @@ def evaluate_krr(summary: Summary, dataset: ImageSet, *, device: torch.device | 
     acc = float((pred.argmax(1).cpu() == y_eval).double().mean())
     seconds = time.perf_counter() - start
     return EvalResult("krr", spec.label, 1, acc, 0.0, [acc], seconds, seconds,
-                      {"kernel": spec.to_dict(), "ridge": ridge, "support": len(summary), "split": split})
+                      {"kernel": spec.to_dict(), "ridge": ridge, "support": len(summary), "split": split,
+                       "labels": "soft" if summary.soft else "hard"})
 
 
 register_protocol("krr", evaluate_krr,
