@@ -72,10 +72,12 @@ def test_cached_bytes_are_built_once_per_key():
     assert len(calls) == 1
 
 
-def test_reference_lines_are_computed_once_in_the_background(digits):
+def test_reference_lines_are_computed_once_in_the_background(digits, monkeypatch):
     from distill_core import jobs
 
     from toy_methods import wait_for
+
+    monkeypatch.setattr(jobs, "_REFS", {})  # an empty cache: other tests of this process may have filled it
 
     assert jobs.reference_accuracies("digits", 2, "krr", None) == {}  # nothing to compute from: nothing known
     first = jobs.reference_accuracies("digits", 2, "krr", None, dataset=digits)
