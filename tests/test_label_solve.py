@@ -67,17 +67,22 @@ def test_balanced_target_sample_is_everything_when_it_fits(digits):
 
 @pytest.mark.parametrize("ipc, gain", [(1, 0.10), (10, 0.02)])
 def test_ls_improves_krr_over_fixed_labels_on_digits(digits, ipc, gain):
-    ls = create_method("ls", digits, ipc, seed=0)
-    metrics = ls.step()
-    s = ls.summary()
-    fixed = create_method("random", digits, ipc, seed=0).summary()
-    assert torch.equal(s.images, fixed.images) and s.meta["indices"] == fixed.meta["indices"]
-    assert s.soft and s.labels.shape == (10 * ipc, 10) and s.labels.dtype == torch.float32
-    assert s.meta["label_loss"] == "mse" and s.meta["target_size"] == len(digits.y_train)
-    assert metrics["target_loss"] < metrics["fixed_label_loss"]
-    acc_ls, acc_fixed = evaluate_krr(s, digits).acc_mean, evaluate_krr(fixed, digits).acc_mean
-    # measured: 0.644 -> 0.786 at IPC 1, 0.928 -> 0.967 at IPC 10
-    assert acc_ls > acc_fixed + gain, (acc_fixed, acc_ls)
+    """Same random support, solved vs one-hot labels, seeds 0-2: better every time, by `gain` on average.
+    Measured (train split without validation): IPC 1 +0.05 / +0.15 / +0.16, IPC 10 +0.031 / +0.028 / +0.036."""
+    gains = []
+    for seed in (0, 1, 2):
+        ls = create_method("ls", digits, ipc, seed=seed)
+        metrics = ls.step()
+        s = ls.summary()
+        fixed = create_method("random", digits, ipc, seed=seed).summary()
+        assert torch.equal(s.images, fixed.images) and s.meta["indices"] == fixed.meta["indices"]
+        assert s.soft and s.labels.shape == (10 * ipc, 10) and s.labels.dtype == torch.float32
+        assert s.meta["label_loss"] == "mse" and s.meta["target_size"] == len(digits.y_train)
+        assert metrics["target_loss"] < metrics["fixed_label_loss"]
+        acc_ls, acc_fixed = evaluate_krr(s, digits).acc_mean, evaluate_krr(fixed, digits).acc_mean
+        assert acc_ls > acc_fixed, (seed, acc_fixed, acc_ls)
+        gains.append(acc_ls - acc_fixed)
+    assert sum(gains) / len(gains) > gain, gains
 
 
 def test_ls_support_from_any_selector_and_bad_settings(digits):
