@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from distill_core.errors import InvalidInputError, UnknownNameError
-from distill_core.evaluate import PROTOCOLS, evaluate_summary, protocol_names
+from distill_core.evaluate import evaluate_summary, protocol_names
 from distill_core.methods import create_method
 from distill_core.models import ConvNet, build_for, build_seeded
 from distill_core.summary import Summary
@@ -23,17 +23,52 @@ def test_models_map_images_to_logits(name, shape):
     assert net.embed(torch.randn(2, *shape)).shape == (2, net.feature_dim)
 
 
-def test_convnet_pads_28_to_32_like_the_dc_protocol():
-    net = ConvNet(1, 10, 28, width=128, depth=3)
-    assert net.feature_dim == 128 * 4 * 4  # 32 -> 16 -> 8 -> 4
-    norms = [m for m in net.modules() if isinstance(m, torch.nn.GroupNorm)]
-    assert len(norms) == 3 and all(m.num_groups == m.num_channels == 128 for m in norms)  # instance norm
+def test_convnet_pads_28_to_32_with_zeros_and_normalises_each_image_alone():
+    """The field's ConvNet: 28×28 inputs are zero-padded to 32×32 (the DC protocol), and its instance norm makes
+    each image's output independent of the batch and of the image's contrast."""
+    torch.manual_seed(0)
+    net28, net32 = ConvNet(1, 10, 28, width=16, depth=3), ConvNet(1, 10, 32, width=16, depth=3)
+    net28.load_state_dict(net32.state_dict())  # same shapes: 28 is padded to 32 before the first block
+    x = torch.randn(6, 1, 28, 28)
+    assert torch.allclose(net28(x), net32(torch.nn.functional.pad(x, (2, 2, 2, 2))), atol=1e-5)
+    for mode in (net32.train, net32.eval):  # batch statistics would tie the images together in training
+        mode()
+        y = torch.randn(6, 1, 32, 32)
+        assert torch.allclose(net32(y)[:2], net32(y[:2]), atol=1e-5)
+    assert torch.allclose(net32.embed(3.0 * y), net32.embed(y), atol=1e-3)  # contrast is normalised away
 
 
-def test_paper_protocol_matches_the_field():
-    p = PROTOCOLS["paper"]
-    assert (p.width, p.depth, p.lr, p.momentum, p.weight_decay, p.batch_size, p.epochs, p.epochs_augmented) == \
-        (128, 3, 0.01, 0.9, 5e-4, 256, 300, 1000)
+@pytest.mark.parametrize("protocol,width", [("paper", 128), ("quick", 64)])
+def test_protocols_train_as_the_field_does(protocol, width, digits):
+    """Watch an evaluation train: a ConvNet-3 of the protocol's width, SGD (lr 0.01, momentum 0.9, weight decay
+    5e-4) on mini-batches of 256, the learning rate divided by 10 at half the epochs."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    steps: list[tuple] = []
+    batches: list[int] = []
+
+    def on_step(opt, args, kwargs):
+        g = opt.param_groups[0]
+        convs = [tuple(p.shape) for p in g["params"] if p.dim() == 4]
+        steps.append((type(opt).__name__, g["lr"], g["momentum"], g["weight_decay"], convs))
+
+    def on_forward(module, args):
+        if isinstance(module, ConvNet) and module.training:
+            batches.append(len(args[0]))
+
+    summary = create_method("random", digits, 30, seed=0).summary()  # 300 images: batches of 256 and 44
+    handles = [register_optimizer_step_pre_hook(on_step),
+               torch.nn.modules.module.register_module_forward_pre_hook(on_forward)]
+    try:
+        result = evaluate_summary(summary, digits, protocol, reps=1, device="cpu", epochs=4, augment=None)
+    finally:
+        for h in handles:
+            h.remove()
+    assert batches == [256, 44] * 4
+    assert [s[1] for s in steps] == pytest.approx([0.01] * 4 + [0.001] * 4)
+    assert {s[0] for s in steps} == {"SGD"} and {(s[2], s[3]) for s in steps} == {(0.9, 5e-4)}
+    assert steps[0][4] == [(width, 1, 3, 3), (width, width, 3, 3), (width, width, 3, 3)]
+    assert result.reps == 1 and 0.0 <= result.acc_mean <= 1.0
     assert {"paper", "quick"} <= set(protocol_names())
 
 
