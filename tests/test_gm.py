@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from distill_core.methods import create_method
-from distill_core.methods.gm import loops_for, lr_factor_for, match_distance
+from distill_core.methods.gm import match_distance
 
 
 
@@ -37,20 +37,42 @@ def test_distance_is_per_output_channel():
     assert abs(float(match_distance([a], [b])) - 1.0) < 1e-6
 
 
-def test_loops_by_ipc():
-    assert loops_for(1) == (1, 1) and loops_for(10) == (10, 10) and loops_for(50) == (50, 10)
-    assert loops_for(7) == loops_for(10)
-    assert lr_factor_for(1) == 1.0 and lr_factor_for(10) == 5.0
+def test_loops_follow_ipc(digits):
+    """At IPC 1 every image update meets a fresh, untrained network; at IPC 7 (the IPC 10 row) one network serves
+    ten updates and is trained on the synthetic set between them."""
+    one = create_method("dc", digits, 1, seed=0, overrides={"width": 8})
+    nets = []
+    for _ in range(3):
+        one.step()
+        nets.append(one.net)
+        fresh = one.fresh_network(seed=one.net_seed)
+        assert all(torch.equal(a, b) for a, b in zip(one.net.parameters(), fresh.parameters()))  # never trained
+    assert one.networks_used == 3 and len({id(n) for n in nets}) == 3
+    seven = create_method("dc", digits, 7, seed=0, overrides={"width": 8, "batch_real": 8})
+    before = None
+    for _ in range(3):
+        seven.step()
+        now = [p.detach().clone() for p in seven.net.parameters()]
+        if before is not None:
+            assert any(not torch.equal(a, b) for a, b in zip(before, now))  # trained between updates
+        before = now
+    assert seven.networks_used == 1
 
 
-def test_image_learning_rate_by_ipc(digits):
-    def image_lr(ipc, **overrides):
-        method = create_method("dc", digits, ipc, seed=0, overrides={"width": 8, **overrides})
-        return method.image_lr, method.opt_images.param_groups[0]["lr"], method.summary().meta["image_lr"]
-
-    assert image_lr(1) == (0.1, 0.1, 0.1)
-    assert image_lr(10) == pytest.approx((0.5, 0.5, 0.5))
-    assert image_lr(10, image_lr_factor=1, lr=0.2) == (0.2, 0.2, 0.2)
+@pytest.mark.parametrize("ipc,overrides,rate", [
+    (1, {}, 0.1),                                  # lr 0.1
+    (10, {}, 0.5),                                 # lr 0.1 × 5: each image's share of a class's loss is smaller
+    (10, {"image_lr_factor": 1, "lr": 0.2}, 0.2),  # set explicitly
+])
+def test_images_move_at_the_image_learning_rate(ipc, overrides, rate, digits):
+    """The first update moves the images by exactly rate × the matching gradient (SGD; momentum has no history)."""
+    method = create_method("dc", digits, ipc, seed=0, overrides={"width": 8, "batch_real": 8, **overrides})
+    before = method.images.detach().clone()
+    method.step()
+    grad = method.images.grad
+    assert grad is not None and float(grad.abs().max()) > 0
+    assert torch.allclose(method.images.detach(), before - rate * grad, atol=1e-6)
+    assert method.summary().meta["image_lr"] == pytest.approx(rate)
 
 
 def test_matching_lowers_the_distance_on_a_fixed_network(digits):
