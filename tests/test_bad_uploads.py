@@ -19,10 +19,10 @@ from typing import Callable
 import pytest
 
 import bad_corpus as bc
+from distill_core import uploads
 from distill_core.errors import DistillError
 from distill_core.limits import LIMITS
 
-uploads = pytest.importorskip("distill_core.uploads")
 OK = None
 
 

@@ -13,6 +13,7 @@ from distill_core import jobs
 from distill_core.errors import DistillError
 from distill_core.jobs import BusyError, JobSpec
 from distill_core.limits import LIMITS
+from ui.state import JobSlot, _release_slot  # the app's per-session slot and its on_release hook
 
 from toy_methods import job_threads, registered, wait_for
 
@@ -51,9 +52,6 @@ def _press_start_together(slots, spec, dataset) -> list[object]:
 
 @pytest.mark.parametrize("round_", range(3))
 def test_five_sessions_get_the_cap_then_busy_and_leave_no_thread(toy, digits, round_):
-    ui_state = pytest.importorskip("ui.state")  # the app's per-session slot and its on_release hook
-    JobSlot, _release_slot = ui_state.JobSlot, ui_state._release_slot
-
     assert jobs.running_jobs() == 0 and not job_threads()
     slots = [JobSlot() for _ in range(SESSIONS)]
     spec = JobSpec("toy", "digits", ipc=1, steps=1_000_000, seed=round_, settings={"delay_s": 0.002},
@@ -86,8 +84,6 @@ def test_five_sessions_get_the_cap_then_busy_and_leave_no_thread(toy, digits, ro
 
 
 def test_a_freed_slot_is_taken_by_the_next_session(toy, digits):
-    JobSlot = pytest.importorskip("ui.state").JobSlot
-
     spec = JobSpec("toy", "digits", ipc=1, steps=1_000_000, settings={"delay_s": 0.002}, eval_protocol="none")
     slots = [JobSlot() for _ in range(LIMITS.max_concurrent_jobs + 1)]
     for s in slots[:-1]:
@@ -104,8 +100,6 @@ def test_a_freed_slot_is_taken_by_the_next_session(toy, digits):
 
 
 def test_a_session_cannot_run_two_jobs(toy, digits):
-    JobSlot = pytest.importorskip("ui.state").JobSlot
-
     spec = JobSpec("toy", "digits", ipc=1, steps=1_000_000, settings={"delay_s": 0.002}, eval_protocol="none")
     slot = JobSlot()
     slot.start(spec, digits)
@@ -118,10 +112,6 @@ def test_a_session_cannot_run_two_jobs(toy, digits):
 
 def test_real_method_jobs_also_end_their_threads(digits):
     """KIP with its live evaluator: stopping mid-evaluation still ends both threads promptly."""
-    from distill_core.methods import METHODS
-
-    if "kip" not in METHODS:
-        pytest.skip("kip has not landed")
     spec = JobSpec("kip", "digits", ipc=1, steps=1_000_000, eval_every_s=0.2)
     started = [jobs.start_job(spec, digits) for _ in range(LIMITS.max_concurrent_jobs)]
     with pytest.raises(BusyError):

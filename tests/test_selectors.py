@@ -161,3 +161,59 @@ def test_cli_runs_a_selector(digits, tmp_path, capsys):
                  str(tmp_path / "fac"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["method"] == "facility" and out["ipc"] == 3 and (tmp_path / "fac" / "summary.pt").is_file()
+
+
+def _spy_on_facility(monkeypatch) -> list[np.ndarray]:
+    """Record the candidate features each class's facility selection works on (its pool)."""
+    from distill_core.methods import selectors
+
+    pools: list[np.ndarray] = []
+    real = selectors.facility_similarity
+
+    def spy(features):
+        pools.append(np.array(features))
+        return real(features)
+
+    monkeypatch.setattr(selectors, "facility_similarity", spy)
+    return pools
+
+
+def test_facility_samples_a_seeded_pool_above_max_pool(digits, monkeypatch):
+    """Above `max_pool` candidates per class, facility location runs on a seeded sample of that many (the
+    similarity matrix is n²); the picks are the lazy-greedy optimum of that sample."""
+    pools = _spy_on_facility(monkeypatch)
+    s = create_method("facility", digits, 3, seed=1, overrides={"max_pool": 25}).summary()
+    assert len(pools) == digits.num_classes
+    for c, pool in enumerate(pools):
+        x = _flat(digits.x_train[digits.y_train == c])
+        assert pool.shape == (25, x.shape[1]) and len(x) > 25
+        # the pool is distinct real images of the class, and the picks are its greedy optimum
+        rows = {r.tobytes() for r in x}
+        assert len({r.tobytes() for r in pool}) == 25 and all(r.tobytes() in rows for r in pool)
+        greedy = facility_lazy_greedy(facility_similarity(pool), 3)
+        assert np.allclose(_flat(s.images[3 * c:3 * c + 3]), pool[greedy])
+    idx = torch.tensor(s.meta["indices"])
+    assert torch.equal(digits.y_train[idx], s.labels) and torch.equal(digits.x_train[idx], s.images)
+
+    # seeded: the same seed draws the same pools, another seed other pools (and so other picks)
+    assert create_method("facility", digits, 3, seed=1, overrides={"max_pool": 25}).summary().meta["indices"] == \
+        s.meta["indices"]
+    other = create_method("facility", digits, 3, seed=2, overrides={"max_pool": 25}).summary()
+    assert other.meta["indices"] != s.meta["indices"]
+
+    # every class fits a pool of 10,000: all candidates are used, so the seed no longer matters
+    pools.clear()
+    full = [create_method("facility", digits, 3, seed=k, overrides={"max_pool": 10_000}).summary() for k in (1, 2)]
+    assert [len(p) for p in pools[:digits.num_classes]] == digits.class_counts()
+    assert full[0].meta["indices"] == full[1].meta["indices"]
+
+    # a pool never holds fewer candidates than the picks it must make
+    pools.clear()
+    tiny = create_method("facility", digits, 4, seed=1, overrides={"max_pool": 1}).summary()
+    assert {len(p) for p in pools} == {4} and len(set(tiny.meta["indices"])) == 40
+    # sampling costs coverage: the full class's greedy covers it better than a pool of 25's picks
+    x0 = _flat(digits.x_train[digits.y_train == 0])
+    sim = facility_similarity(x0)
+    pos = {r.tobytes(): i for i, r in enumerate(x0)}
+    picks = lambda summary: np.array([pos[r.tobytes()] for r in _flat(summary.images[:3])])  # noqa: E731
+    assert facility_objective(sim, picks(full[0])) > facility_objective(sim, picks(s))

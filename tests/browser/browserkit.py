@@ -37,16 +37,17 @@ def free_port() -> int:
 
 
 class Server:
-    """A running `streamlit run app.py`."""
+    """A running `streamlit run app.py` (or another script of the checkout, for tests of the test tools)."""
 
-    def __init__(self, runs_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None):
+    def __init__(self, runs_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
+                 script: str = "app.py"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.runs_dir = runs_dir
         self.log_path = log_path
         env = {**os.environ, "DISTILL_RUNS_DIR": str(runs_dir), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
         env.pop("DISTILL_DEBUG", None)
-        cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
+        cmd = [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(self.port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none", "--server.runOnSave", "false"]
         self._log = open(log_path, "w", encoding="utf-8")
@@ -97,21 +98,112 @@ class Server:
 
 
 _LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", re.M)
-# The web server's own noise when a browser tab goes away mid-message: the websocket is already closed when
-# Streamlit's endpoint tries to close it. Not the app's doing, and the session ends normally.
-_WEBSOCKET_TEARDOWN = ("WebSocketDisconnected", "WebSocket is not connected")
+
+# The project's own code. A traceback frame in one of these (compared as resolved paths, never as a string prefix:
+# a virtual environment at <checkout>/.venv or <checkout>-venv shares the checkout's prefix) is this project's doing.
+PROJECT_CODE: tuple[Path, ...] = (ROOT / "app.py", ROOT / "app_pages", ROOT / "ui", ROOT / "distill_core")
+
+# What the web server logs when a browser tab goes away mid-message (the client closed the websocket while the
+# server was still sending): the session ends normally and no code of this project is involved. Recognised by the
+# exception's type, as a traceback prints it: starlette and uvicorn (Streamlit's server since it left tornado),
+# the websockets package under uvicorn, and tornado (older Streamlit releases that requirements.txt still allows).
+WEBSOCKET_TEARDOWN: frozenset[str] = frozenset({
+    "starlette.websockets.WebSocketDisconnect",
+    "starlette.websockets.WebSocketDisconnected",   # 'Cannot call "send" once a close message has been sent.'
+    "uvicorn.protocols.utils.ClientDisconnected",
+    "websockets.exceptions.ConnectionClosed",
+    "websockets.exceptions.ConnectionClosedOK",
+    "websockets.exceptions.ConnectionClosedError",
+    "tornado.websocket.WebSocketClosedError",
+    "tornado.iostream.StreamClosedError",
+    "streamlit.runtime.session_manager.SessionClientDisconnectedError",
+})
+# Starlette releases before WebSocketDisconnected raised a plain RuntimeError with these messages.
+_PLAIN_RUNTIME_TEARDOWN = ('Cannot call "send" once a close message has been sent',
+                           'Cannot call "receive" once a disconnect message has been received',
+                           'WebSocket is not connected. Need to call "accept" first')
+# Exception groups only wrap other exceptions (anyio task groups in the server): their members decide.
+_WRAPPERS = frozenset({"ExceptionGroup", "BaseExceptionGroup", "exceptiongroup.ExceptionGroup",
+                       "exceptiongroup.BaseExceptionGroup"})
+_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line \d+')
+_GROUP_MARGIN = re.compile(r"^\s*(?:\|\s?)+")      # the "  | " margin of an exception group's members
+_GROUP_RULE = re.compile(r"^\s*\+[-+ ]*(?:\d+ ?-*|\.\.\..*)?\s*$")  # its "+-+---- 1 ----" separators
+_EXCEPTION_LINE = re.compile(r"^(?P<type>[A-Za-z_][\w.]*)(?::\s?(?P<message>.*))?$")
 
 
-def server_tracebacks(log: str) -> list[str]:
-    """The tracebacks in a server log, one string per log record, leaving out a websocket teardown race in the web
-    server that involves no code of this project."""
+def is_project_frame(path: str, project_code: tuple[Path, ...] = PROJECT_CODE) -> bool:
+    """Whether a traceback frame's file is the project's own code: the resolved file is one of `project_code`'s
+    files or lies inside one of its folders. A relative path is taken from the checkout (the server's cwd)."""
+    p = Path(path)
+    if not p.is_absolute():
+        p = ROOT / p
+    p = p.resolve()
+    for code in project_code:
+        code = code.resolve()
+        if p == code or (code.suffix != ".py" and p.is_relative_to(code)):
+            return True
+    return False
+
+
+def _parse_traceback(record: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """(the files of every frame, (type, message) of every exception) in one log record, chained causes and
+    exception groups included."""
+    files: list[str] = []
+    exceptions: list[tuple[str, str]] = []
+    in_traceback = False
+    for raw in record.splitlines():
+        if _GROUP_RULE.match(raw):
+            continue
+        line = _GROUP_MARGIN.sub("", raw, count=1) if raw.lstrip().startswith("|") else raw
+        if "Traceback (most recent call last)" in line:
+            in_traceback = True
+            continue
+        if not in_traceback or not line.strip():
+            continue
+        frame = _FRAME.match(line)
+        if frame:
+            files.append(frame.group("path"))
+        elif not line[0].isspace():  # the first unindented line after the frames names the exception
+            m = _EXCEPTION_LINE.match(line.strip())
+            exceptions.append((m.group("type"), m.group("message") or "") if m else (line.strip(), ""))
+            in_traceback = False
+    return files, exceptions
+
+
+def _is_teardown(exc_type: str, message: str) -> bool:
+    if exc_type in WEBSOCKET_TEARDOWN or any(exc_type == name.rsplit(".", 1)[1] for name in WEBSOCKET_TEARDOWN):
+        return True
+    return exc_type == "RuntimeError" and message.startswith(_PLAIN_RUNTIME_TEARDOWN)
+
+
+def is_websocket_teardown(record: str, project_code: tuple[Path, ...] = PROJECT_CODE) -> bool:
+    """Whether a log record's traceback is the web server's websocket teardown and nothing else: no frame of the
+    project's code, and every exception in it (causes and group members too) of a teardown type."""
+    files, exceptions = _parse_traceback(record)
+    if any(is_project_frame(f, project_code) for f in files):
+        return False
+    real = [e for e in exceptions if e[0] not in _WRAPPERS]
+    return bool(real) and all(_is_teardown(t, m) for t, m in real)
+
+
+def log_records(log: str) -> list[str]:
+    """A server log cut into records (each starts with its timestamp; a traceback belongs to the record above)."""
     starts = [m.start() for m in _LOG_RECORD.finditer(log)] or [0]
     if starts[0] != 0:
         starts.insert(0, 0)
-    records = [log[a:b] for a, b in zip(starts, starts[1:] + [len(log)])]
-    ours = f'File "{ROOT}'
-    return [r for r in records if "Traceback" in r
-            and (ours in r or not any(marker in r for marker in _WEBSOCKET_TEARDOWN))]
+    return [log[a:b] for a, b in zip(starts, starts[1:] + [len(log)])]
+
+
+def server_tracebacks(log: str, project_code: tuple[Path, ...] = PROJECT_CODE) -> list[str]:
+    """The tracebacks in a server log, one string per log record, leaving out the web server's websocket teardown.
+    A traceback with a frame of the project's code is always kept."""
+    return [r for r in log_records(log) if "Traceback" in r and not is_websocket_teardown(r, project_code)]
+
+
+def assert_clean_log(server: "Server") -> None:
+    """Fail when the server logged a traceback (see `server_tracebacks`)."""
+    tracebacks = server_tracebacks(server.log_path.read_text(encoding="utf-8", errors="replace"))
+    assert not tracebacks, f"the server logged {len(tracebacks)} traceback(s); the first:\n{tracebacks[0][-4000:]}"
 
 
 # ----------------------------------------------------------------------------------------------- helpers

@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browserkit import CHROMIUM, CHROMIUM_ARGS, Server, _missing_reason, server_tracebacks  # noqa: E402
+from browserkit import CHROMIUM, CHROMIUM_ARGS, Server, _missing_reason, assert_clean_log  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -35,8 +35,7 @@ def app_server(tmp_path_factory) -> Iterator[Server]:
     server = Server(base / "runs", base / "streamlit.log", extra_env={"DISTILL_JOB_IDLE_S": "10"})
     yield server
     server.stop()
-    tracebacks = server_tracebacks(server.log_path.read_text(encoding="utf-8", errors="replace"))
-    assert not tracebacks, f"the server logged a traceback:\n{tracebacks[0][-4000:]}"
+    assert_clean_log(server)
 
 
 @pytest.fixture(scope="session")
