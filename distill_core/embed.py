@@ -74,13 +74,14 @@ _KEYS_LOCK = threading.Lock()
 
 
 def dataset_key(ds: ImageSet) -> str:
-    """A short, file-name-safe fingerprint of a dataset's training split (name + content hash)."""
+    """A short, file-name-safe fingerprint of a dataset's training split and of the space models see it in
+    (name + content hash + whether it is ZCA-whitened)."""
     with _KEYS_LOCK:
         hit = _KEYS.get(id(ds))
         if hit is not None and hit[0]() is ds:
             return hit[1]
     h = hashlib.blake2b(digest_size=8)
-    h.update(repr((ds.name, tuple(ds.x_train.shape), list(ds.class_names))).encode())
+    h.update(repr((ds.name, tuple(ds.x_train.shape), list(ds.class_names), bool(ds.meta.get("zca")))).encode())
     x = ds.x_train.detach().cpu().contiguous()
     step = max(1, len(x) // 2000)
     h.update(x[::step].numpy().tobytes())

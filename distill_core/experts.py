@@ -170,7 +170,9 @@ def ensure_experts(dataset: ImageSet, num_experts: int, epochs: int, spec: Exper
     if isinstance(epochs, bool) or int(epochs) < 1:
         raise InvalidInputError(f"expert epochs must be at least 1, got {epochs}")
     spec = spec or ExpertSpec()
-    folder = spec.folder(dataset.name, root)
+    from .embed import dataset_key  # the training split's fingerprint: experts of another split are not reused
+
+    folder = spec.folder(dataset_key(dataset), root)
     start = time.perf_counter()
     cached = {e.index: e for e in load_experts(folder, min_epochs=epochs)}
     experts: list[Expert] = []
