@@ -93,7 +93,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"unknown protocol {args.eval!r}; choose one of {', '.join(protocol_names())}")
     if args.eval_reps is not None and args.eval_reps < 1:
         raise InvalidInputError(f"--eval-reps must be at least 1, got {args.eval_reps}")
-    dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download, image_size=args.image_size)
+    dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download, image_size=args.image_size,
+                           zca=args.zca)
     params = _parse_params(args.param, args.lr)
     method = create_method(args.method, dataset, args.ipc, seed=args.seed, device=device, overrides=params,
                            profile=args.profile)
@@ -117,7 +118,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_runs_dir() / new_run_name(dataset.name, args.method, args.ipc)
     config = {"steps": run.step_index, "seed": args.seed, "device": device.type, "seconds": round(run.seconds, 3),
               "profile": args.profile, "method_config": method.config.to_dict(), "data_root": args.data_root,
-              "image_size": args.image_size, "final_metrics": run.metrics[-1] if run.metrics else {}}
+              "image_size": args.image_size, "zca": args.zca, "final_metrics": run.metrics[-1] if run.metrics else {}}
     out = save_run(out, summary, config, run.metrics, run.snapshots.to_tensors() if args.snapshots else None)
     payload: dict[str, Any] = {"method": args.method, "dataset": dataset.name, "ipc": args.ipc,
                                "steps": run.step_index, "seconds": round(run.seconds, 3), "device": device.type,
@@ -166,7 +167,8 @@ def cmd_experts(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--num must be at least 1, got {args.num}")
     if args.epochs is not None and args.epochs < 1:
         raise InvalidInputError(f"--epochs must be at least 1, got {args.epochs}")
-    dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download, image_size=args.image_size)
+    dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download, image_size=args.image_size,
+                           zca=args.zca)
     params = _parse_params(args.param, None)
     unknown = sorted(set(params) - set(EXPERT_SETTINGS))
     if unknown:
@@ -200,7 +202,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     record = load_run(args.run_dir, with_snapshots=False)
     cfg = record.config
     dataset = load_dataset(cfg["dataset"], data_root=args.data_root or cfg.get("data_root"),
-                           download=args.download, image_size=int(cfg.get("image_size") or 32))
+                           download=args.download, image_size=int(cfg.get("image_size") or 32),
+                           zca=args.zca or bool(cfg.get("zca")))
     if dataset.class_names != record.summary.class_names:
         raise InvalidInputError(f"the run's classes do not match dataset {dataset.name}'s classes")
     result = evaluate_summary(record.summary, dataset, args.protocol, model=args.model, reps=args.reps,
@@ -243,7 +246,7 @@ def _bench_rows(args: argparse.Namespace, protocol: str) -> tuple[Any, list[Any]
         raise InvalidInputError(f"--eval-reps must be at least 1, got {args.eval_reps}")
     for name in args.methods:
         get_method(name)
-    dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download)
+    dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download, zca=args.zca)
     bar = tqdm(total=len(args.methods) * len(args.ipc), desc=args.command, unit="cell", file=sys.stderr,
                disable=None)
     start = time.perf_counter()
@@ -354,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--data-root", default=None, help="folder of torchvision datasets "
                                                              "(default $DISTILL_DATA_ROOT or ~/.cache/distill-lab/data)")
             p.add_argument("--download", action="store_true", help="download a missing torchvision dataset")
+            if p.prog.split()[-1] != "datasets":
+                p.add_argument("--zca", action="store_true",
+                               help="ZCA-whiten the images the networks see (fitted on the training split; pictures "
+                                    "and exports stay in pixel space); `evaluate` takes it from the run")
 
     p = sub.add_parser("datasets", help="list datasets and whether they are available")
     common(p)

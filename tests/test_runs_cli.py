@@ -227,3 +227,23 @@ def test_cli_evaluate_passes_the_split(digits, tmp_path, monkeypatch, capsys):
     assert seen == ["val"] and payload["eval"]["split"] == "val"
     assert main(["evaluate", str(out), "--json"]) == 0
     assert seen == ["val", "test"] and load_run(out).evaluations[-1]["split"] == "test"
+
+
+def test_cli_zca_run_is_whitened_clipped_in_pixels_and_evaluated_whitened(tmp_path, capsys):
+    """`distill --zca` distils in the whitened space, keeps KIP's images in the pixel range, records the choice;
+    `evaluate` reloads the run whitened (same krr accuracy; read plainly the same images score otherwise)."""
+    out = tmp_path / "zca"
+    args = ["distill", "--dataset", "digits", "--method", "kip", "--ipc", "1", "--steps", "15", "--eval", "krr",
+            "--json"]
+    assert main(args + ["--zca", "--out", str(out)]) == 0
+    whitened = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(args + ["--out", str(tmp_path / "plain")]) == 0
+    capsys.readouterr()
+    record = load_run(out)
+    assert record.config["zca"] is True and load_run(tmp_path / "plain").config["zca"] is False
+    images = record.summary.images
+    assert images.min() >= -1e-5 and images.max() <= 1 + 1e-5  # clipped in pixel space, not per channel
+    assert not torch.allclose(images, load_run(tmp_path / "plain").summary.images)
+    assert main(["evaluate", str(out), "--protocol", "krr", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["eval"]["acc_mean"] == pytest.approx(whitened["eval"]["acc_mean"])

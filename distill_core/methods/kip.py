@@ -148,10 +148,13 @@ class KIP(Method):
             groups.append({"params": [self.y], "lr": cfg.label_lr})
         self.opt = torch.optim.Adam(groups)
         self._base_lrs = [g["lr"] for g in groups]
-        # pixel range [0, 1] in the normalised space, per channel (for clipping)
-        lo = dataset.normalize(torch.zeros(1, dataset.channels, 1, 1))
-        hi = dataset.normalize(torch.ones(1, dataset.channels, 1, 1))
-        self._lo, self._hi = lo.to(self.device, self.dtype), hi.to(self.device, self.dtype)
+        # pixel range [0, 1] in the normalised space, per channel (for clipping); a ZCA-whitened set has no such
+        # box, so its images are clipped in pixel space and mapped back
+        self._whitened = getattr(dataset, "whitening", None) is not None
+        if not self._whitened:
+            lo = dataset.normalize(torch.zeros(1, dataset.channels, 1, 1))
+            hi = dataset.normalize(torch.ones(1, dataset.channels, 1, 1))
+            self._lo, self._hi = lo.to(self.device, self.dtype), hi.to(self.device, self.dtype)
         self._per_class = max(1, cfg.target_batch // c)
         self._class_idx = [dataset.class_indices(k) for k in range(c)]
         self.solver: LabelSolver | None = None
@@ -202,7 +205,10 @@ class KIP(Method):
         self.opt.step()
         if self.config.clip:  # type: ignore[attr-defined]
             with torch.no_grad():
-                self.x.copy_(torch.maximum(torch.minimum(self.x, self._hi), self._lo))
+                if self._whitened:
+                    self.x.copy_(self.dataset.normalize(self.dataset.denormalize(self.x).clamp(0.0, 1.0)))
+                else:
+                    self.x.copy_(torch.maximum(torch.minimum(self.x, self._hi), self._lo))
         acc = (pred.detach().argmax(1).cpu() == y_t).float().mean()
         return {"loss": float(loss.detach()), "acc": float(acc)}
 
