@@ -12,14 +12,19 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def start_kip_preset(page, server, steps: int = 200_000) -> None:
-    """Learn page -> 'Try it: KIP on digits, 1 per class' -> distill page configured; long run; Start."""
+    """Learn page -> 'Try it: KIP on digits from noise, 10 per class': one click opens the distill page with the
+    preset running; stop it, make the run long enough to pause and stop by hand, Start."""
     open_app(page, server, "learn")
-    page.get_by_role("button", name=re.compile(r"Try it: KIP on digits, 1 per class")).click()
-    page.wait_for_url("**/distill", timeout=60_000)
-    page.get_by_text("Preset loaded").wait_for(timeout=60_000)
+    page.get_by_role("button", name=re.compile(r"Try it: KIP on digits from noise, 10 per class")).click()
+    page.wait_for_url("**/distill**", timeout=60_000)
+    page.get_by_text(re.compile(r"Started kip on digits, IPC 10")).wait_for(timeout=60_000)
     wait_idle(page)
-    assert page.get_by_label("Images per class (IPC)", exact=True).input_value() == "1"
-    set_number(page, "Steps", steps)  # long enough to pause and stop by hand
+    assert page.get_by_label("Images per class (IPC)", exact=True).input_value() == "10"
+    wait_status(page, "running", 120)
+    click(page, "Stop")
+    wait_status(page, "stopped", 60)
+    wait_idle(page)
+    set_number(page, "Steps", steps)
     click(page, "Start")
 
 

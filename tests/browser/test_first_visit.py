@@ -1,5 +1,5 @@
 """A fresh server whose first visitor arrives by a deep link (a bookmark of /learn or /distill) still gets the app:
-the shared sidebar and pages that work (a preset from the learn page configures the distill page).
+the shared sidebar and pages that work (a preset from the learn page starts its run on the distill page).
 
 The page files live in app_pages/, not pages/: with a folder named pages/ next to app.py, Streamlit picks its legacy
 multipage mode on the first run of a fresh server, and a deep link then runs the page file without app.py."""
@@ -25,8 +25,8 @@ def test_first_visit_by_deep_link_runs_the_router(browser, tmp_path):
         sidebar = page.locator('[data-testid="stSidebar"]')
         sidebar.get_by_text("Dataset", exact=True).wait_for(timeout=30_000)
         assert sidebar.get_by_role("link", name="Run library").count() >= 1
-        page.get_by_role("button", name=re.compile(r"Try it: KIP on digits, 1 per class")).click()
-        page.get_by_text("Preset loaded").wait_for(timeout=60_000)
+        page.get_by_role("button", name=re.compile(r"Try it: DC on digits from noise, 1 per class")).click()
+        page.get_by_text(re.compile(r"Started dc on digits, IPC 1")).wait_for(timeout=60_000)  # one click runs it
         assert page.get_by_label("Images per class (IPC)", exact=True).input_value() == "1"
     finally:
         ctx.close()
