@@ -216,7 +216,6 @@ def test_distill_shows_out_of_range_numbers_and_refuses_them_with_a_warning(key,
     saved = _saved_run(tmp_path)
     method = "random"
     if key == "distill.steps":  # a selector ignores steps (its Steps box is disabled): a distiller reads them
-        _needs("kip")
         method = "kip"
     at = _distill_page(monkeypatch, tmp_path, "digits", distill__method=method, **{key.replace(".", "__"): value})
     _assert_clean(at)
