@@ -72,10 +72,6 @@ def controls() -> None:
                   disabled=busy)
 
     problem = None if busy else view.start_problem(dataset)
-    if problem is None and not busy and dataset is not None:  # the expected time, a warning above ~2 minutes
-        note, warn = learn.estimate_note(method, dataset.name, int(st.session_state[state.KEY_IPC]),
-                                         int(st.session_state[state.KEY_STEPS]))
-        (st.warning if warn else st.caption)(note)
     b1, b2, b3, b4, _ = st.columns([1, 1, 1, 1, 3])
     b1.button("Start", key="distill.start", type="primary", icon=":material/play_arrow:", on_click=view.on_start,
               disabled=busy or problem is not None, help=f"Cannot start: {problem}" if problem else None)
@@ -84,8 +80,13 @@ def controls() -> None:
     b3.button("Resume", key="distill.resume", icon=":material/resume:", on_click=view.on_resume,
               disabled=status != view.PAUSED)
     b4.button("Stop", key="distill.stop", icon=":material/stop:", on_click=view.on_stop, disabled=not busy)
+    # below the buttons, so that the buttons keep their place on the page whatever is said here
     if problem:
         st.warning(f"Start is disabled: {problem}", icon=":material/block:")
+    elif not busy and dataset is not None:  # the expected time; a warning above about two minutes
+        note, warn = learn.estimate_note(method, dataset.name, int(st.session_state[state.KEY_IPC]),
+                                         int(st.session_state[state.KEY_STEPS]))
+        (st.warning if warn else st.caption)(note)
 
 
 def run_view() -> None:

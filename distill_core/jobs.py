@@ -131,7 +131,8 @@ def running_jobs() -> int:
 
 
 def stop_all(timeout: float = 10.0) -> None:
-    """Stop every job of this process and forget every token of the registry (tests, shutdown)."""
+    """Stop every job of this process, forget every token of the registry, and let the reference-line thread
+    finish what it is computing (tests, shutdown: no thread is left inside torch when the interpreter exits)."""
     with _REGISTRY_LOCK:
         jobs = list(_RUNNING)
         reg = _REGISTRY
@@ -139,6 +140,11 @@ def stop_all(timeout: float = 10.0) -> None:
         reg.stop_all(timeout)
     for job in jobs:
         job.stop(wait=True, timeout=timeout)
+    with _REF_LOCK:
+        _REF_QUEUE.clear()
+        ref = _REF_THREAD
+    if ref is not None:
+        ref.join(timeout)
 
 
 def _reserve(job: "Job") -> None:

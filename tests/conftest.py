@@ -36,3 +36,13 @@ def mnist5k():
 @pytest.fixture(autouse=True, scope="session")
 def _bounded_threads():
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_background_work_at_exit():
+    """At the end of the session no job or background evaluation is still inside torch (a thread torn down at
+    interpreter exit mid-computation aborts the process)."""
+    yield
+    from distill_core import jobs
+
+    jobs.stop_all(timeout=30)
