@@ -29,11 +29,22 @@ def _start_button(page):
 
 
 def _start_long_kip(page, server) -> None:
+    """A long KIP run on the distill page. The server is shared with earlier tests, whose closed tabs' jobs hold
+    slots of the job cap until their idle timeout: press Start again until the run is live (at most 2 minutes)."""
     open_app(page, server, "distill")
     set_number(page, "Images per class (IPC)", 1)
     set_number(page, "Steps", 100_000)
-    click(page, "Start")
-    wait_status(page, "running", 120)
+    deadline = time.monotonic() + 120
+    while True:
+        if _start_button(page).first.is_enabled():
+            click(page, "Start")
+        try:
+            wait_status(page, "running", 10)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            wait_idle(page)
 
 
 def _wait_step_above(page, step: int, timeout_s: float = 60) -> int:
