@@ -39,7 +39,7 @@ from .augment import describe_augment, make_augment
 from .data import ImageSet
 from .device import make_generator, resolve_device
 from .errors import InvalidInputError, UnknownNameError
-from .models import MODELS, build_seeded
+from .models import MODELS, build_seeded, default_depth
 from .summary import Summary
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -54,7 +54,7 @@ class NetworkProtocol:
     name: str
     description: str
     width: int = 128
-    depth: int = 3
+    depth: int = 0  # 0: the architecture's default (ConvNet: by image size, `models.default_depth`; MLP: 3)
     epochs: int = 300
     epochs_augmented: int = 1000
     lr: float = 0.01
@@ -393,9 +393,10 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
     x_eval = dataset.normalize(x_eval)
     loss_fn = label_loss_fn(loss_name)
     accs: list[float] = []
+    net_depth = proto.depth or (default_depth(dataset.image_shape[1]) if model == "convnet" else 3)
     start = time.perf_counter()
     for r in range(reps):
-        net = build_seeded(dataset, model, seed=seed + r, device=dev, width=proto.width, depth=proto.depth)
+        net = build_seeded(dataset, model, seed=seed + r, device=dev, width=proto.width, depth=net_depth)
         gen = make_generator(seed + r)
         train_network(net, x, y, proto, n_epochs, gen, augment=aug, should_stop=should_stop, lr=lr,
                       loss_fn=loss_fn, on_epoch_end=on_epoch_end)
@@ -417,8 +418,8 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
         "weight_decay": proto.weight_decay,
         "batch_size": proto.batch_size,
         "width": proto.width,
-        "depth": proto.depth,
-        "eval_model": architecture_name(model, proto.width, proto.depth),
+        "depth": net_depth,
+        "eval_model": architecture_name(model, proto.width, net_depth),
         "distill_model": distill_architecture(summary),
         "label_loss": loss_name,
         "policy": policy.why,

@@ -7,6 +7,10 @@ A set of experts is identified by the dataset and the training recipe (`ExpertSp
 under a temporary name and renamed into place, so an interrupted run never leaves a half-written expert.
 `ensure_experts` reuses every cached expert long enough for the request and trains only what is missing; expert i
 is always trained from seed i, so a cache is the same whichever process filled it.
+
+Experts are read lazily: an `Expert` is a handle (path, shape, meta) and its trajectory is read from its file,
+memory-mapped, when asked for. MTT draws its (start, target) pairs through an `ExpertReader`, which keeps at most
+one expert's file mapped at a time, so 100 experts of a wide network (gigabytes in all) never sit in RAM together.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import os
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -25,7 +29,7 @@ from .data import ImageSet
 from .device import make_generator, resolve_device
 from .errors import InvalidInputError, RunWriteError
 from .evaluate import NetworkProtocol, train_network
-from .models import build_seeded
+from .models import build_seeded, default_depth
 
 EXPERTS_DIR_ENV = "DISTILL_EXPERTS_DIR"
 FILE_PATTERN = re.compile(r"^expert_(\d{3,})\.pt$")
@@ -37,10 +41,11 @@ def default_experts_root() -> Path:
 
 @dataclass(frozen=True)
 class ExpertSpec:
-    """How experts are trained: ConvNet-3 of `width`, plain SGD (no momentum, no weight decay, as in MTT)."""
+    """How experts are trained: a ConvNet of `width` and `depth` blocks (0: by image size, `models.default_depth`),
+    plain SGD (no momentum, no weight decay, as in MTT)."""
 
     width: int = 64
-    depth: int = 3
+    depth: int = 0
     lr: float = 0.01
     batch_size: int = 256
     augment: bool = True  # DSA augmentation of the real batches
@@ -49,23 +54,82 @@ class ExpertSpec:
         return (f"convnet-w{self.width}-d{self.depth}_sgd-lr{self.lr:g}-b{self.batch_size}_"
                 f"{'dsa' if self.augment else 'noaug'}")
 
+    def resolved(self, image_size: int) -> "ExpertSpec":
+        """This recipe with depth 0 ("by image size") settled for square images of `image_size` pixels."""
+        return self if self.depth else replace(self, depth=default_depth(image_size))
+
     def folder(self, dataset_name: str, root: str | os.PathLike | None = None) -> Path:
         safe = re.sub(r"[^A-Za-z0-9._-]+", "-", dataset_name.replace("folder:", "folder-")).strip("-")[-60:]
         return Path(root or default_experts_root()) / safe / self.key()
 
 
+def read_trajectory(path: str | os.PathLike) -> torch.Tensor:
+    """An expert file's (epochs + 1) × P float32 trajectory, memory-mapped (rows are paged in when read).
+    Raises on a file that is not a readable expert."""
+    data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    traj = data["trajectory"]
+    if not isinstance(traj, torch.Tensor) or traj.dim() != 2 or traj.dtype != torch.float32:
+        raise ValueError(f"{path} holds no float32 trajectory")
+    return traj
+
+
 @dataclass
 class Expert:
-    """One stored trajectory: `trajectory[e]` are the flat parameters after e epochs (row 0: initialisation)."""
+    """A handle on one stored trajectory: `trajectory[e]` are the flat parameters after e epochs (row 0:
+    initialisation). The rows stay on disk until `trajectory` is read (memory-mapped, not kept here)."""
 
     index: int
-    trajectory: torch.Tensor
     path: Path
     meta: dict
+    shape: tuple[int, int]  # (epochs + 1, parameters)
 
     @property
     def epochs(self) -> int:
-        return int(self.trajectory.shape[0]) - 1
+        return int(self.shape[0]) - 1
+
+    @property
+    def num_params(self) -> int:
+        return int(self.shape[1])
+
+    @property
+    def trajectory(self) -> torch.Tensor:
+        """The whole trajectory, read from the file now (memory-mapped)."""
+        return read_trajectory(self.path)
+
+
+class ExpertReader:
+    """Reads (start, target) parameter pairs from a list of experts, one expert file at a time.
+
+    At most one trajectory is mapped: asking for another expert drops the previous mapping first. Rows are
+    copied out of the mapping, so what a caller keeps does not hold the file open."""
+
+    def __init__(self, experts: list[Expert]):
+        self.experts = list(experts)
+        self._index: int | None = None
+        self._trajectory: torch.Tensor | None = None
+        self.loads = 0  # how many times a file was mapped (a test and the curious can watch it)
+
+    def __len__(self) -> int:
+        return len(self.experts)
+
+    @property
+    def held(self) -> int | None:
+        """Position (in `experts`) of the expert mapped now, or None."""
+        return self._index
+
+    def rows(self, i: int, *epochs: int) -> list[torch.Tensor]:
+        """Copies of expert i's parameters after each of `epochs` (row e: after e epochs)."""
+        if self._index != i:
+            self.release()
+            self._trajectory = self.experts[i].trajectory
+            self._index = i
+            self.loads += 1
+        assert self._trajectory is not None
+        return [self._trajectory[e].clone() for e in epochs]
+
+    def release(self) -> None:
+        """Drop the mapped trajectory (the next `rows` maps its expert again)."""
+        self._index, self._trajectory = None, None
 
 
 def flat_parameters(model: torch.nn.Module) -> torch.Tensor:
@@ -80,6 +144,7 @@ def train_expert(dataset: ImageSet, spec: ExpertSpec, epochs: int, seed: int, de
 
     `should_stop` is checked after every epoch; a stopped expert's trajectory is shorter than asked."""
     dev = resolve_device(device)
+    spec = spec.resolved(dataset.image_shape[1])
     net = build_seeded(dataset, "convnet", seed=seed, device=dev, width=spec.width, depth=spec.depth)
     generator = make_generator(seed)
     protocol = NetworkProtocol("expert", "MTT expert", lr=spec.lr, momentum=0.0, weight_decay=0.0,
@@ -117,18 +182,27 @@ def save_expert(path: Path, trajectory: torch.Tensor, meta: dict) -> Path:
 
 
 def load_expert(path: Path) -> Expert | None:
-    """A stored expert, or None when the file is not a readable expert (it is then retrained)."""
+    """A handle on a stored expert, or None when the file is not a readable expert (it is then retrained).
+
+    The file is checked through a memory map, a block of rows at a time (every value finite), and released: the
+    trajectory is not kept in memory."""
     match = FILE_PATTERN.match(path.name)
     if not match:
         return None
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         traj, meta = data["trajectory"], dict(data.get("meta") or {})
+        if not isinstance(traj, torch.Tensor) or traj.dim() != 2 or traj.dtype != torch.float32 or traj.shape[0] < 2:
+            return None
+        block = max(1, (1 << 24) // max(1, traj.shape[1]))  # ~64 MB of rows per check
+        if not all(bool(torch.isfinite(traj[r:r + block]).all()) for r in range(0, traj.shape[0], block)):
+            return None
+        shape = (int(traj.shape[0]), int(traj.shape[1]))
     except Exception:  # truncated or foreign file
         return None
-    if not isinstance(traj, torch.Tensor) or traj.dim() != 2 or traj.shape[0] < 2 or not torch.isfinite(traj).all():
-        return None
-    return Expert(int(match.group(1)), traj.float(), path, meta)
+    finally:
+        data = traj = None  # drop the mapping now
+    return Expert(int(match.group(1)), path, meta, shape)
 
 
 def load_experts(folder: str | os.PathLike, min_epochs: int = 1, limit: int | None = None) -> list[Expert]:
@@ -149,8 +223,11 @@ class ExpertsReport:
     reused: int
     seconds: float
 
+    spec: ExpertSpec | None = None  # the recipe, with its depth settled
+
     def to_dict(self) -> dict:
         return {"folder": str(self.folder), "experts": len(self.experts), "trained": self.trained,
+                **({"spec": self.spec.key()} if self.spec is not None else {}),
                 "reused": self.reused, "seconds": round(self.seconds, 3),
                 "epochs": min((e.epochs for e in self.experts), default=0),
                 "files": [str(e.path) for e in self.experts]}
@@ -169,7 +246,7 @@ def ensure_experts(dataset: ImageSet, num_experts: int, epochs: int, spec: Exper
         raise InvalidInputError(f"the number of experts must be at least 1, got {num_experts}")
     if isinstance(epochs, bool) or int(epochs) < 1:
         raise InvalidInputError(f"expert epochs must be at least 1, got {epochs}")
-    spec = spec or ExpertSpec()
+    spec = (spec or ExpertSpec()).resolved(dataset.image_shape[1])
     from .embed import dataset_key  # the training split's fingerprint: experts of another split are not reused
 
     folder = spec.folder(dataset_key(dataset), root)
@@ -195,6 +272,7 @@ def ensure_experts(dataset: ImageSet, num_experts: int, epochs: int, spec: Exper
             break
         meta = {"dataset": dataset.name, "seed": i, "epochs": int(epochs), **asdict(spec)}
         path = save_expert(folder / f"expert_{i:03d}.pt", traj, meta)
-        experts.append(Expert(i, traj, path, meta))
+        experts.append(Expert(i, path, meta, (int(traj.shape[0]), int(traj.shape[1]))))
+        del traj  # read back from the file when used, like a stored one
         trained += 1
-    return ExpertsReport(folder, experts, trained, len(experts) - trained, time.perf_counter() - start)
+    return ExpertsReport(folder, experts, trained, len(experts) - trained, time.perf_counter() - start, spec)

@@ -2,6 +2,10 @@
 
 All take *normalised* images N×C×H×W and expose `embed(x)` (features before the classifier) for DM and the
 feature-space selectors. 28×28 inputs are zero-padded to 32×32, as in the DC evaluation protocol.
+
+A ConvNet built without an explicit depth gets `default_depth(image_size)` blocks, as the field sizes it: three up
+to 32 px (ConvNet-3 on MNIST, CIFAR), four at 64 px (ConvNetD4 on Tiny-ImageNet in DM and MTT), one more per
+doubling beyond, so the feature map before the classifier stays 4×4 to 7×7.
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import UnknownNameError
+from .errors import InvalidInputError, UnknownNameError
 
 
 def _pad_28(x: torch.Tensor) -> torch.Tensor:
@@ -20,6 +24,15 @@ def _pad_28(x: torch.Tensor) -> torch.Tensor:
 
 def _padded_size(size: int) -> int:
     return 32 if size == 28 else size
+
+
+def default_depth(image_size: int) -> int:
+    """ConvNet blocks for square inputs of `image_size` pixels: 3 up to 32 px, 4 at 64 px, 5 at 128 px, ...
+    (each block halves the map; the classifier then sees 4×4 to 7×7 of it)."""
+    size = _padded_size(int(image_size))
+    if size < 1:
+        raise InvalidInputError(f"image size must be at least 1 pixel, got {image_size}")
+    return max(3, size.bit_length() - 3)  # floor(log2 size) - 2: the last map is 4×4 to 7×7
 
 
 def _norm_layer(kind: str, channels: int) -> nn.Module:
@@ -33,11 +46,15 @@ def _norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 class ConvNet(nn.Module):
-    """ConvNet-D: D blocks of [3×3 conv (width channels) -> norm -> ReLU -> 2×2 average pool], then a linear layer."""
+    """ConvNet-D: D blocks of [3×3 conv (width channels) -> norm -> ReLU -> 2×2 average pool], then a linear layer.
 
-    def __init__(self, channels: int, num_classes: int, image_size: int, width: int = 128, depth: int = 3,
+    depth None (or 0): `default_depth(image_size)`."""
+
+    def __init__(self, channels: int, num_classes: int, image_size: int, width: int = 128, depth: int | None = None,
                  norm: str = "instancenorm"):
         super().__init__()
+        depth = int(depth) if depth else default_depth(image_size)
+        self.depth = depth
         layers: list[nn.Module] = []
         size = _padded_size(image_size)
         in_ch = channels
@@ -108,11 +125,15 @@ MODELS: dict[str, ModelFactory] = {"convnet": ConvNet, "mlp": MLP, "lenet": LeNe
 
 
 def build_model(name: str, channels: int, num_classes: int, image_size: int, **kwargs) -> nn.Module:
-    """Build a registered architecture; kwargs (width, depth, norm) go to its constructor."""
+    """Build a registered architecture; kwargs (width, depth, norm) go to its constructor.
+
+    depth None or 0 means the architecture's own default: for the ConvNet, `default_depth(image_size)`."""
     if name not in MODELS:
         raise UnknownNameError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     if name != "convnet":
         kwargs.pop("norm", None)
+    if not kwargs.get("depth", 1):
+        kwargs.pop("depth")
     return MODELS[name](channels, num_classes, image_size, **kwargs)
 
 

@@ -23,6 +23,7 @@ Steps: one `step()` is one update of the synthetic images. `default_steps` (what
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -31,7 +32,7 @@ import torch
 from .. import profiles
 from ..data import ImageSet
 from ..errors import InvalidInputError
-from ..models import build_seeded
+from ..models import build_seeded, default_depth
 from ..summary import Summary
 from .base import Method, MethodConfig, class_balanced_pick
 
@@ -53,8 +54,8 @@ class DistillerConfig(MethodConfig):
     #                                                            images; "noise": N(0, 1) pixels
     lr: float = 1.0            # learning rate of the synthetic images
     momentum: float = 0.5      # SGD momentum of the synthetic images
-    width: int = 64            # ConvNet-3 channels of the networks used to distil
-    depth: int = 3
+    width: int = 64            # ConvNet channels of the networks used to distil
+    depth: int = 0             # ConvNet blocks; 0: by image size (models.default_depth: 3 up to 32 px, 4 at 64 px)
 
     @classmethod
     def for_dataset(cls, dataset_name: str, profile: str = "fast", ipc: int | None = None) -> "DistillerConfig":
@@ -67,8 +68,10 @@ class DistillerConfig(MethodConfig):
         super().validate()
         if self.init not in ("real", "noise"):
             raise InvalidInputError(f"init must be 'real' or 'noise', got {self.init!r}")
-        if self.width < 1 or self.depth < 1:
-            raise InvalidInputError("width and depth must be at least 1")
+        if self.width < 1:
+            raise InvalidInputError("width must be at least 1")
+        if self.depth > 12:
+            raise InvalidInputError(f"depth {self.depth} is too large (at most 12 blocks; 0 follows the image size)")
         if self.momentum >= 1:
             raise InvalidInputError(f"momentum must be below 1, got {self.momentum}")
 
@@ -83,6 +86,9 @@ class SyntheticImages(Method):
     def __init__(self, dataset: ImageSet, ipc: int, config: DistillerConfig | None = None, seed: int = 0,
                  device: str | torch.device = "cpu"):
         super().__init__(dataset, ipc, config, seed, device)
+        if not self.config.depth:  # "by image size", settled on a copy so the caller's config stays as given
+            self.config = copy.copy(self.config)
+            self.config.depth = default_depth(dataset.image_shape[1])
         cfg = self.config
         c = dataset.num_classes
         self.init_indices: list[int] | None = None

@@ -24,7 +24,7 @@ from torch.func import functional_call
 from ..augment import SiameseAugment
 from ..errors import InvalidInputError
 from ..evaluate import Augment
-from ..experts import Expert, ExpertSpec, ensure_experts
+from ..experts import Expert, ExpertReader, ExpertSpec, ensure_experts
 from ._distiller import DistillerConfig, SyntheticImages
 from .base import register_method
 
@@ -93,6 +93,7 @@ class MTTConfig(DistillerConfig):
                                     f"must not exceed expert_train_epochs ({self.expert_train_epochs})")
 
     def expert_spec(self) -> ExpertSpec:
+        """The experts' recipe (depth 0, "by image size", is settled by `ensure_experts` for the dataset)."""
         return ExpertSpec(width=self.width, depth=self.depth, lr=self.lr_teacher, augment=self.dsa)
 
 
@@ -112,7 +113,8 @@ class MTT(SyntheticImages):
         self.opt_lr = torch.optim.Adam([self.log_lr], lr=cfg.lr_lr)
         self.augment = SiameseAugment.for_dataset(self.dataset.name) if cfg.dsa else None
         self.student = FlatParams(self.fresh_network(seed=0))
-        self.experts: list[Expert] | None = None
+        self.experts: list[Expert] | None = None  # handles; the trajectories stay on disk
+        self.reader: ExpertReader | None = None   # maps one expert's file at a time
         self.on_expert_progress: Optional[Callable[[int, int], None]] = None  # (expert, epoch) while training
         self.should_stop: Optional[Callable[[], bool]] = None
 
@@ -124,9 +126,10 @@ class MTT(SyntheticImages):
                                 on_progress=self.on_expert_progress, should_stop=self.should_stop)
         if not report.experts:
             raise InvalidInputError("no expert trajectories are available (training was stopped)")
-        if report.experts[0].trajectory.shape[1] != self.student.size:
+        if report.experts[0].num_params != self.student.size:
             raise InvalidInputError(f"the experts in {report.folder} do not fit this network")
         self.experts = [e for e in report.experts]
+        self.reader = ExpertReader(self.experts)
         self.experts_folder = str(report.folder)
         return report.trained
 
@@ -135,11 +138,10 @@ class MTT(SyntheticImages):
         if self.experts is None:
             metrics["experts_trained"] = float(self.load_experts())
         cfg = self.config
-        assert self.experts is not None
-        expert = self.experts[int(torch.randint(len(self.experts), (1,), generator=self.generator))]
+        assert self.experts is not None and self.reader is not None
+        i = int(torch.randint(len(self.experts), (1,), generator=self.generator))
         t = int(torch.randint(cfg.max_start_epoch, (1,), generator=self.generator))
-        start = expert.trajectory[t].to(self.device)
-        target = expert.trajectory[t + cfg.expert_epochs].to(self.device)
+        start, target = (r.to(self.device) for r in self.reader.rows(i, t, t + cfg.expert_epochs))
         loss = trajectory_loss(self.student, start, target, self.images, self.labels, self.log_lr.exp(), cfg.syn_steps,
                                cfg.batch_syn, self.generator, self.augment)
         self.opt_images.zero_grad(set_to_none=True)
