@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import DistillError, InvalidInputError
+from .limits import LIMITS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,7 +87,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_summary, protocol_names
     from .methods import create_method
     from .pipeline import Callbacks, DistillRun, default_steps
-    from .runs import add_evaluation, default_runs_dir, new_run_name, save_run
+    from .runs import add_evaluation, default_runs_dir, new_run_name, save_run, snapshot_bytes, snapshot_capacity
 
     device = resolve_device(args.device)
     if args.eval and args.eval not in protocol_names():
@@ -101,7 +102,11 @@ def cmd_distill(args: argparse.Namespace) -> int:
     steps = args.steps if args.steps is not None else default_steps(method)
     if args.snapshots < 0:
         raise InvalidInputError(f"--snapshots must be 0 or more, got {args.snapshots}")
-    run = DistillRun(method, steps, snapshot_capacity=max(2, args.snapshots))
+    if not args.snapshot_budget_mb >= 0 or args.snapshot_budget_mb == float("inf"):
+        raise InvalidInputError(f"--snapshot-budget-mb must be a finite number of 0 or more, got {args.snapshot_budget_mb}")
+    one = snapshot_bytes(dataset.num_classes * args.ipc, dataset.image_shape)
+    keep = snapshot_capacity(args.snapshots, one, args.snapshot_budget_mb)  # bounds the history while it runs too
+    run = DistillRun(method, steps, snapshot_capacity=max(2, keep))
     if hasattr(method, "on_expert_progress"):  # mtt trains its experts on first use when none are stored
         _show_expert_training(method)
     bar = _progress(run.steps, f"{args.method} ipc={args.ipc}")
@@ -119,7 +124,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     config = {"steps": run.step_index, "seed": args.seed, "device": device.type, "seconds": round(run.seconds, 3),
               "profile": args.profile, "method_config": method.config.to_dict(), "data_root": args.data_root,
               "image_size": args.image_size, "zca": args.zca, "final_metrics": run.metrics[-1] if run.metrics else {}}
-    out = save_run(out, summary, config, run.metrics, run.snapshots.to_tensors() if args.snapshots else None)
+    out = save_run(out, summary, config, run.metrics, run.snapshots.to_tensors() if args.snapshots else None,
+                   snapshot_budget_mb=args.snapshot_budget_mb)
     payload: dict[str, Any] = {"method": args.method, "dataset": dataset.name, "ipc": args.ipc,
                                "steps": run.step_index, "seconds": round(run.seconds, 3), "device": device.type,
                                "profile": args.profile, "out": str(out), "final_metrics": config["final_metrics"]}
@@ -385,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="the method's learning rate (same as --param lr=...)")
     p.add_argument("--image-size", type=int, default=32, help="side length for folder: datasets")
     p.add_argument("--snapshots", type=int, default=64, help="snapshots of the evolution to keep (0: none)")
+    p.add_argument("--snapshot-budget-mb", type=float, default=LIMITS.snapshot_budget_mb,
+                   help="most MB the snapshots may take (float16); fewer are kept, evenly spaced, the last always, "
+                        "when more would not fit (default %(default)g)")
     common(p)
     p.set_defaults(func=cmd_distill)
 

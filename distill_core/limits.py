@@ -22,6 +22,7 @@ class Limits:
     max_steps: int = 1_000_000
     max_concurrent_jobs: int = 2      # running distillations across all browser sessions
     job_torch_threads: int = 1        # torch threads a background job may use
+    snapshot_budget_mb: float = 256.0  # default byte budget of a saved run's snapshots (CLI: --snapshot-budget-mb)
 
     def admitting(self, num_classes: int = 0, num_images: int = 0, image_size: int = 0) -> "Limits":
         """These limits, raised where needed to admit a dataset of known size (never lowered)."""

@@ -4,6 +4,11 @@ A run folder holds `config.json` (every setting, seed, package versions, evaluat
 loaded with weights_only=True), `metrics.jsonl` (one line per logged step), `snapshots.pt` (the bounded history of
 the summary) and `grid.png`. It is written under a hidden temporary name and renamed into place, so a crash never
 leaves half a run under the real name.
+
+Snapshots have a byte budget (`SNAPSHOT_BUDGET_MB`, the CLI's `--snapshot-budget-mb`): a summary of Tiny-ImageNet at
+IPC 50 is 245 MB per float16 snapshot, so 64 of them would be 16 GB. When the budget would be exceeded fewer are
+kept, evenly spaced over the run, the last always among them; `snapshot_capacity` bounds a run's history in memory
+the same way while it runs.
 """
 from __future__ import annotations
 
@@ -23,9 +28,11 @@ import torch
 
 from . import __version__
 from .errors import InvalidInputError, RunFormatError, RunWriteError
+from .limits import LIMITS
 from .summary import Summary
 
 FORMAT_VERSION = 1
+SNAPSHOT_BUDGET_MB = LIMITS.snapshot_budget_mb
 RUNS_DIR_ENV = "DISTILL_RUNS_DIR"
 PARTIAL_MARK = ".partial-"
 OLD_MARK = ".old-"  # a run being replaced (see clean_partials)
@@ -93,11 +100,60 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def snapshot_bytes(num_images: int, image_shape: tuple[int, ...], element_size: int = 2) -> int:
+    """Bytes one snapshot of `num_images` images takes (float16 by default, as histories keep them)."""
+    n = int(num_images) * int(element_size)
+    for d in image_shape:
+        n *= int(d)
+    return n
+
+
+def snapshot_capacity(wanted: int, one_snapshot_bytes: int, budget_mb: float | None = SNAPSHOT_BUDGET_MB) -> int:
+    """How many snapshots fit: at most `wanted`, and at most the budget's worth (0 when one alone exceeds it)."""
+    wanted = max(0, int(wanted))
+    if budget_mb is None or one_snapshot_bytes <= 0:
+        return wanted
+    return min(wanted, int(float(budget_mb) * 2 ** 20 // one_snapshot_bytes))
+
+
+def thin_snapshots(snapshots: dict[str, torch.Tensor], keep: int) -> dict[str, torch.Tensor]:
+    """At most `keep` of the snapshots, evenly spaced by position; the last is always kept (and the first, when
+    two or more are). keep 0 gives an empty history."""
+    steps, images = snapshots["steps"], snapshots["images"]
+    n = len(steps)
+    if keep >= n:
+        return snapshots
+    if keep <= 0:
+        return {"steps": steps[:0], "images": images[:0]}
+    if keep == 1:
+        idx = torch.tensor([n - 1])
+    else:
+        idx = torch.unique(torch.round(torch.linspace(0, n - 1, keep, dtype=torch.float64)).long())
+    return {"steps": steps[idx], "images": images[idx]}
+
+
+def fit_snapshot_budget(snapshots: dict[str, torch.Tensor],
+                        budget_mb: float | None = SNAPSHOT_BUDGET_MB) -> dict[str, torch.Tensor]:
+    """The snapshots thinned (evenly spaced, last kept) until they fit `budget_mb` (None: no budget)."""
+    if budget_mb is None or not len(snapshots.get("steps", [])):
+        return snapshots
+    images = snapshots["images"]
+    one = images[0].numel() * images.element_size()
+    return thin_snapshots(snapshots, snapshot_capacity(len(snapshots["steps"]), one, budget_mb))
+
+
 def save_run(out_dir: str | os.PathLike, summary: Summary, config: dict[str, Any],
              metrics: Iterable[dict] | None = None, snapshots: dict[str, torch.Tensor] | None = None,
-             evaluations: list[dict] | None = None, overwrite: bool = False) -> Path:
-    """Write a complete run folder atomically and return its path."""
+             evaluations: list[dict] | None = None, overwrite: bool = False,
+             snapshot_budget_mb: float | None = SNAPSHOT_BUDGET_MB) -> Path:
+    """Write a complete run folder atomically and return its path.
+
+    Snapshots beyond `snapshot_budget_mb` are thinned (`fit_snapshot_budget`); config.json's `snapshots` says how
+    many were offered and kept, and the budget."""
     out = Path(out_dir)
+    offered = len(snapshots.get("steps", [])) if snapshots is not None else 0
+    if snapshots is not None:
+        snapshots = fit_snapshot_budget(snapshots, snapshot_budget_mb)
     if out.exists() and not overwrite:
         raise InvalidInputError(f"run folder {out} already exists; choose another --out")
     tmp = out.parent / f".{out.name}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}"
@@ -120,6 +176,9 @@ def save_run(out_dir: str | os.PathLike, summary: Summary, config: dict[str, Any
             **config,
             "evaluations": list(evaluations or config.get("evaluations", [])),
         }
+        if offered:
+            full_config["snapshots"] = {"offered": offered, "kept": len(snapshots["steps"]),  # type: ignore[index]
+                                        "budget_mb": snapshot_budget_mb}
         _write_json(tmp / "config.json", full_config)
         torch.save({"images": summary.images.detach().float().cpu().contiguous(),
                     "labels": summary.labels.detach().cpu().contiguous()}, tmp / "summary.pt")
