@@ -470,6 +470,7 @@ class Job:
             paused_for = [0.0]
             method = self.method_cls(self.dataset, self.spec.ipc, config=self.config, seed=self.spec.seed,
                                      device=self.device)
+            self.config = method.config  # as run: a depth left "by image size" (0) is settled by the method
             if hasattr(method, "should_stop"):  # mtt: a stop also interrupts training its experts on first use
                 method.should_stop = self._stop.is_set
             if self.spec.steps is None and method.iterative:  # some distillers size their default by IPC

@@ -41,6 +41,8 @@ INIT_FIELD = {"choices": ("real", "noise"),
               "help": "real: start from real images (a seeded pick per class); noise: start from random noise, "
                       "so the evolution towards the class is visible"}
 
+DEPTH_FIELD = {"help": "ConvNet blocks; 0 follows the image size (3 up to 32 px, 4 at 64 px, 5 at 128 px)"}
+
 GROUPS = profiles.GROUPS
 dataset_group = profiles.dataset_family  # small / grey28 / colour32
 
@@ -55,7 +57,7 @@ class DistillerConfig(MethodConfig):
     lr: float = 1.0            # learning rate of the synthetic images
     momentum: float = 0.5      # SGD momentum of the synthetic images
     width: int = 64            # ConvNet channels of the networks used to distil
-    depth: int = 0             # ConvNet blocks; 0: by image size (models.default_depth: 3 up to 32 px, 4 at 64 px)
+    depth: int = field(default=0, metadata=DEPTH_FIELD)  # ConvNet blocks; 0: by image size (models.default_depth)
 
     @classmethod
     def for_dataset(cls, dataset_name: str, profile: str = "fast", ipc: int | None = None) -> "DistillerConfig":
