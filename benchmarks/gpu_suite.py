@@ -254,7 +254,7 @@ def markdown(report: dict[str, Any]) -> str:
     mm = report["matmul"]
     lines = [f"device {report['device']['name']} ({report['device']['type']}), torch {report['torch']}, profile "
              f"{report['profile']}; matmul {mm['n']}² float32{' (TF32)' if mm['tf32'] else ''}: "
-             f"{mm['tflops']:.2f} TFLOP/s", "",
+             f"{mm['tflops']:.3g} TFLOP/s", "",
              "| dataset | method | IPC | s/step (median) | GFLOP/step | TFLOP/s | of matmul | peak | estimate | status |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["cells"]:
@@ -264,7 +264,7 @@ def markdown(report: dict[str, Any]) -> str:
             continue
         frac = r["fraction_of_matmul"]
         lines.append(f"| {r['dataset']} | {r['method']} | {r['ipc']} | {r['step_s_median']:.4f} | "
-                     f"{r['flops_per_step'] / 1e9:.2f} | {r['tflops']:.3f} | "
+                     f"{r['flops_per_step'] / 1e9:.3g} | {r['tflops']:.3g} | "
                      f"{'—' if frac is None else f'{100 * frac:.1f} %'} | {_fmt_bytes(r['peak_bytes'])} | "
                      f"{_fmt_bytes(r['estimate_bytes'])} | ok |")
     lines += ["", "| dataset | DM IPC | real/class | batched ms | per-class ms | per-class / batched |",
@@ -300,8 +300,8 @@ def run_suite(quick: bool = False, device: str = "auto", methods: tuple[str, ...
         fm, fm_source = fashion_mnist(per_class=None)
         cifar = random_set("cifar10-shaped", (3, 32, 32), 5000, seed=2)
         mm = matmul_rate(dev, 8192 if dev.type == "cuda" else 1024, 20)
-        warmup, steps, cell_s, dm_repeats = 2, 10, 10.0, 10
-    say(f"matmul: {mm['tflops']:.2f} TFLOP/s")
+        warmup, steps, cell_s, dm_repeats = 2, 10, 6.0, 10
+    say(f"matmul: {mm['tflops']:.3g} TFLOP/s")
     datasets = [(fm, fm_source), (cifar, "random")]
     report: dict[str, Any] = {
         "suite": "gpu_suite", "quick": quick, "profile": profile, "torch": torch.__version__,
@@ -331,7 +331,7 @@ def run_suite(quick: bool = False, device: str = "auto", methods: tuple[str, ...
                             torch.cuda.empty_cache()
                     report["cells"].append(row)
                     say(f"{ds.name} {name} ipc={ipc}: {row['status']}"
-                        + (f", {row['step_s_median']:.4f} s/step, {row['tflops']:.3f} TFLOP/s"
+                        + (f", {row['step_s_median']:.4f} s/step, {row['tflops']:.3g} TFLOP/s"
                            if row["status"] == "ok" else f" ({row.get('error', '')[:120]})"))
         for ds, _ in datasets:
             for ipc in [i for i in ipcs if i > 1] or list(ipcs):
