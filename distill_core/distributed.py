@@ -118,7 +118,7 @@ class Dist:
             torch.distributed.all_gather_object(gathered, (status, None if error else value), group=self._control)
         except RuntimeError as exc:
             raise RankLost(f"another process of this run stopped (killed or crashed) during {phase or 'the run'}; "
-                           f"every process has stopped and nothing was written") from exc
+                           f"the run was stopped") from exc
         failed = [(r, s) for r, (s, _) in enumerate(gathered) if s is not None]
         if failed:
             rank, (message, code) = failed[0]
@@ -170,7 +170,7 @@ class Dist:
             torch.distributed.all_reduce(packed)
         except RuntimeError as exc:
             raise RankLost("another process of this run stopped (killed or crashed) during a distillation step; "
-                           "every process has stopped and nothing was written") from exc
+                           "the run was stopped and no run folder was written") from exc
         if float(packed[-1]) > 0:
             self.exchange(None, error, "a distillation step")  # raises every rank's RankFailure
         return packed[:-1]
@@ -234,13 +234,14 @@ def init_from_env(device: str = "auto") -> Dist:
     else:
         backend = "gloo"
     try:
-        tdist.init_process_group(backend, init_method="env://", rank=rank, world_size=world,
-                                 timeout=timedelta(seconds=COLLECTIVE_TIMEOUT_S))
         wait_s = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_S)
-        control = tdist.new_group(backend="gloo", timeout=timedelta(seconds=wait_s))
     except ValueError:
         raise InvalidInputError(f"${TIMEOUT_ENV} must be a number of seconds") from None
-    except RuntimeError as exc:
+    try:
+        tdist.init_process_group(backend, init_method="env://", rank=rank, world_size=world,
+                                 timeout=timedelta(seconds=COLLECTIVE_TIMEOUT_S))
+        control = tdist.new_group(backend="gloo", timeout=timedelta(seconds=wait_s))
+    except (RuntimeError, ValueError) as exc:
         raise InvalidInputError(f"cannot join the other processes ({backend}): {exc}".splitlines()[0]) from None
     if _in_main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)

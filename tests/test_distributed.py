@@ -160,12 +160,19 @@ def test_rank_failure_names_the_rank_unless_every_rank_failed(monkeypatch, statu
 
 # ----------------------------------------------------------------------------------- launched: two processes
 
+def in_process(args: list[str], capsys) -> dict:
+    """The CLI in this process (one thread, as each torchrun worker has): the one-process reference."""
+    capsys.readouterr()
+    assert cli.main(args) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
 @pytest.mark.slow
-def test_two_process_bench_equals_one_process(tmp_path):
+def test_two_process_bench_equals_one_process(tmp_path, tiny, capsys):
     args = ["bench", "--dataset", "digits", "--methods", "random", "mean", "--ipc", "1", "2", "--seeds", "2",
             "--eval", "tiny", "--device", "cpu", "--json"]
-    one, two = launch(args, 1, tmp_path), launch(args, 2, tmp_path)
-    p1, p2 = last_json(one), last_json(two)
+    two = launch(args, 2, tmp_path)
+    p1, p2 = in_process(args, capsys), last_json(two)
     assert (p1["world_size"], p2["world_size"]) == (1, 2)
     assert without_timing(p1) == without_timing(p2)
     assert len([line for line in two.stdout.splitlines() if line.startswith("{")]) == 1  # rank 0 alone printed
@@ -174,15 +181,15 @@ def test_two_process_bench_equals_one_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_rank_dm_distill_equals_one_rank(tmp_path):
+def test_two_rank_dm_distill_equals_one_rank(tmp_path, tiny, capsys):
     args = ["distill", "--dataset", "digits", "--method", "dm", "--ipc", "2", "--steps", "4", "--snapshots", "0",
             "--eval", "tiny", "--eval-reps", "3", "--device", "cpu", "--json", "--out"]
-    one = last_json(launch(args + [str(tmp_path / "one")], 1, tmp_path))
     two = last_json(launch(args + [str(tmp_path / "two")], 2, tmp_path))
+    one = in_process(args + [str(tmp_path / "one")], capsys)
     a = torch.load(tmp_path / "one" / "summary.pt", weights_only=True)["images"]
     b = torch.load(tmp_path / "two" / "summary.pt", weights_only=True)["images"]
     torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
-    assert two["world_size"] == 2 and two["steps"] == 4
+    assert (one["world_size"], two["world_size"], two["steps"]) == (1, 2, 4)
     assert two["final_metrics"]["loss"] == pytest.approx(one["final_metrics"]["loss"], rel=1e-5)
     assert two["eval"]["reps"] == 3 and two["eval"]["accs"] == pytest.approx(one["eval"]["accs"], abs=0.01)
     saved = json.loads((tmp_path / "two" / "config.json").read_text())
@@ -190,6 +197,7 @@ def test_two_rank_dm_distill_equals_one_rank(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault, says", [("raise:1:3", "rank 1 of 2: unexpected RuntimeError: injected failure"),
                                          ("kill:1:3", "")])
 def test_a_failing_rank_stops_every_rank_with_one_line(tmp_path, fault, says):
