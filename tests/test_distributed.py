@@ -118,25 +118,27 @@ class ThreadRanks(Dist):
         return total
 
 
-def test_dm_step_over_two_ranks_equals_one_rank(digits):
-    """Each rank embeds half the classes; the summed gradient is the one-process gradient."""
-    single = create_method("dm", digits, 2, seed=1, device="cpu")
-    for _ in range(3):
+@pytest.mark.parametrize("name, steps", [("dm", 3), ("dsa", 2)])
+def test_steps_over_two_ranks_equal_one_rank(digits, name, steps):
+    """Each rank matches half the classes; the summed gradient is the one-process gradient (dsa: its inner-loop
+    training between the updates runs on both ranks alike)."""
+    single = create_method(name, digits, 2, seed=1, device="cpu")
+    for _ in range(steps):
         single.step()
     barrier, slots, ranks = threading.Barrier(2), [None, None], []
     for r in range(2):
-        method = create_method("dm", digits, 2, seed=1, device="cpu")
+        method = create_method(name, digits, 2, seed=1, device="cpu")
         method.shard = ThreadRanks(r, barrier, slots)
         ranks.append(method)
-    threads = [threading.Thread(target=lambda m=m: [m.step() for _ in range(3)]) for m in ranks]
+    threads = [threading.Thread(target=lambda m=m: [m.step() for _ in range(steps)]) for m in ranks]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
-    start = create_method("dm", digits, 2, seed=1, device="cpu").images.detach()
+    start = create_method(name, digits, 2, seed=1, device="cpu").images.detach()
     assert (single.images.detach() - start).abs().max() > 1e-3  # the steps moved the images
     for method in ranks:
-        assert method.steps_done == 3
+        assert method.steps_done == steps
         torch.testing.assert_close(method.images.detach(), single.images.detach(), atol=1e-5, rtol=0)
 
 
