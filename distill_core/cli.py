@@ -31,6 +31,18 @@ def _dist(args: argparse.Namespace) -> Dist:
     return getattr(args, "dist", None) or Dist()
 
 
+def _download_first(dist: Dist, name: str, data_root: str | None, download: bool) -> None:
+    """Under torchrun, rank 0 fetches a missing dataset before the other ranks read it (never N downloads into
+    one folder at once)."""
+    if not (dist.enabled and download):
+        return
+    from .data import load_dataset
+
+    with dist.sync("downloading the dataset"):
+        if dist.is_main:
+            load_dataset(name, data_root=data_root, download=True)
+
+
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
     if not is_main_process():
         return
@@ -99,6 +111,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from .runs import add_evaluation, default_runs_dir, new_run_name, save_run
 
     dist = _dist(args)
+    _download_first(dist, args.dataset, args.data_root, args.download)
     with dist.sync("the setup"):
         device = resolve_device(args.device)
         if args.eval and args.eval not in protocol_names():
@@ -114,7 +127,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         if args.snapshots < 0:
             raise InvalidInputError(f"--snapshots must be 0 or more, got {args.snapshots}")
         run = DistillRun(method, steps, snapshot_capacity=max(2, args.snapshots))
-    # a method that shards (dm) runs on every rank, each on its share; any other runs on rank 0 while the rest wait
+    # a method that shards (dm, dc, dsa) runs on every rank, on its classes; any other on rank 0 while the rest wait
     sharded = dist.enabled and bool(getattr(method, "shardable", False))
     if sharded:
         method.shard = dist  # type: ignore[attr-defined]
@@ -270,6 +283,7 @@ def _bench_rows(args: argparse.Namespace, protocol: str) -> tuple[Any, list[Any]
     from .profiles import check_profile
 
     dist = _dist(args)
+    _download_first(dist, args.dataset, args.data_root, args.download)
     with dist.sync("the setup"):
         device = resolve_device(args.device)
         check_profile(args.profile)
@@ -480,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-DISTRIBUTED_COMMANDS = ("distill", "evaluate", "bench", "reproduce")  # the commands that spread over torchrun's ranks
+DISTRIBUTED_COMMANDS = ("distill", "evaluate", "bench", "reproduce")  # the commands spread over torchrun's ranks
 
 
 def _report(message: str) -> None:

@@ -20,9 +20,7 @@ from distill_core.bench import run_bench, run_bench_sharded
 from distill_core.distributed import Dist, RankFailure
 from distill_core.evaluate import PROTOCOLS, evaluate_summary
 from distill_core.methods import create_method
-
-sys.path.insert(0, str(Path(__file__).parent))
-from dist_worker import TINY  # noqa: E402
+from dist_worker import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).with_name("dist_worker.py")
