@@ -195,6 +195,13 @@ def test_two_rank_dm_distill_equals_one_rank(tmp_path, tiny, capsys):
     saved = json.loads((tmp_path / "two" / "config.json").read_text())
     assert saved["world_size"] == 2 and saved["evaluations"][0]["reps"] == 3
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    # `evaluate` over two processes: the same networks' accuracies as in one, recorded once
+    args = ["evaluate", str(tmp_path / "two"), "--protocol", "tiny", "--reps", "3", "--seed", "7", "--device", "cpu",
+            "--json"]
+    spread = last_json(launch(args, 2, tmp_path))["eval"]
+    alone = in_process(args, capsys)["eval"]
+    assert spread["accs"] == alone["accs"] and spread["reps"] == 3
+    assert len(json.loads((tmp_path / "two" / "config.json").read_text())["evaluations"]) == 3
 
 
 @pytest.mark.slow
