@@ -1,4 +1,4 @@
-"""Many processes through torch.distributed: `torchrun --nproc_per_node N -m distill_core distill|evaluate|bench`.
+"""Many processes through torch.distributed: `torchrun --nproc_per_node N -m distill_core distill|bench|...`.
 
 `Dist` is what a command sees of the other processes (ranks): which work items are this rank's (r, r + N, ...),
 a way to share results (`sync`, `map_items`), and a gradient sum for a sharded distiller (`all_reduce_sum`). A
