@@ -206,7 +206,7 @@ def test_two_rank_dm_distill_equals_one_rank(tmp_path, tiny, capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fault, says", [("raise:1:3", "rank 1 of 2: unexpected RuntimeError: injected failure"),
-                                         ("kill:1:3", "")])
+                                         ("kill:1:3", "")], ids=["raise", "kill"])
 def test_a_failing_rank_stops_every_rank_with_one_line(tmp_path, fault, says):
     out = tmp_path / "runs" / "dm-run"
     proc = launch(["distill", "--dataset", "digits", "--method", "dm", "--ipc", "1", "--steps", "40",
