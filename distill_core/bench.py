@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
 from .data import ImageSet
 from .errors import DistillError, InvalidInputError
-from .evaluate import evaluate_summary
+from .evaluate import evaluate_summary, network_reps
 from .methods import create_method, get_method
 from .pipeline import DistillRun, default_steps
 from .profiles import check_profile
+from .summary import Summary
+
+if TYPE_CHECKING:
+    from .distributed import Dist
 
 
 EVAL_SEED_STRIDE = 1000  # distillation seed s is judged by networks seeded s·1000, s·1000 + 1, ... (its own)
@@ -74,36 +78,51 @@ def run_cell(dataset: ImageSet, name: str, ipc: int, steps: int | None = None, p
             method = create_method(name, dataset, int(ipc), seed=s, device=device, profile=profile)
             run = DistillRun(method, steps or default_steps(method))
             run.run(should_stop=should_stop)
-            row.steps = run.step_index
-            row.distill_seconds = round(row.distill_seconds + run.seconds, 3)
+            _add_distilled(row, run.step_index, run.seconds)
             t0 = time.perf_counter()
             result = evaluate_summary(run.summary(), dataset, protocol, reps=reps, seed=eval_seed(s), device=device,
                                       should_stop=should_stop, split=split)
-            row.eval_seconds = round(row.eval_seconds + time.perf_counter() - t0, 3)
-            row.seed_accs.append(float(result.acc_mean))
-            row.seed_runs.append([float(a) for a in result.accs])
-            row.reps = result.reps
-        if row.seed_accs:
-            row.seeds = seeds[:len(row.seed_accs)]
-            if len(row.seed_accs) == 1:
-                row.accs = list(row.seed_runs[0])
-                row.acc_mean, row.acc_std = row.seed_accs[0], float(np.std(row.accs))
-            else:
-                row.spread = "seeds"
-                row.accs = [a for run_accs in row.seed_runs for a in run_accs]
-                row.acc_mean, row.acc_std = float(np.mean(row.seed_accs)), float(np.std(row.seed_accs))
+            _add_evaluated(row, result.accs, time.perf_counter() - t0)
+        _finish(row, seeds)
     except DistillError as exc:
         row.error = str(exc)
     return row
+
+
+def _add_distilled(row: BenchRow, steps: int, seconds: float) -> None:
+    row.steps = int(steps)
+    row.distill_seconds = round(row.distill_seconds + seconds, 3)
+
+
+def _add_evaluated(row: BenchRow, accs: list[float], seconds: float) -> None:
+    row.eval_seconds = round(row.eval_seconds + seconds, 3)
+    row.seed_accs.append(float(np.mean(accs)))
+    row.seed_runs.append([float(a) for a in accs])
+    row.reps = len(accs)
+
+
+def _finish(row: BenchRow, seeds: list[int]) -> None:
+    """acc_mean ± acc_std of a cell whose seeds are all in (see `BenchRow`)."""
+    if not row.seed_accs:
+        return
+    row.seeds = seeds[:len(row.seed_accs)]
+    if len(row.seed_accs) == 1:
+        row.accs = list(row.seed_runs[0])
+        row.acc_mean, row.acc_std = row.seed_accs[0], float(np.std(row.accs))
+    else:
+        row.spread = "seeds"
+        row.accs = [a for run_accs in row.seed_runs for a in run_accs]
+        row.acc_mean, row.acc_std = float(np.mean(row.seed_accs)), float(np.std(row.seed_accs))
 
 
 def run_bench(dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int | None = None,
               protocol: str = "quick", reps: int | None = None, seed: int = 0, device: str = "auto",
               on_row: Optional[Callable[[BenchRow], None]] = None,
               should_stop: Optional[Callable[[], bool]] = None, seeds: int = 1, profile: str = "fast",
-              split: str = "test") -> list[BenchRow]:
+              split: str = "test", dist: Optional["Dist"] = None) -> list[BenchRow]:
     """Run every (method, ipc) pair over `seeds` distillation seeds (seed, seed + 1, ...); a pair a method cannot
-    serve (e.g. `mean` at IPC 10) gets `error`."""
+    serve (e.g. `mean` at IPC 10) gets `error`. With a `dist` of several ranks the work is spread over them
+    (`run_bench_sharded`); the rows are the same."""
     check_profile(profile)
     check_split(split)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
@@ -111,6 +130,13 @@ def run_bench(dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int
     for name in methods:  # unknown names fail before any work is done
         get_method(name)
     seed_list = list(range(int(seed), int(seed) + seeds))
+    if dist is not None and dist.enabled:
+        rows = run_bench_sharded(dist, dataset, methods, ipcs, seed_list, steps, protocol, reps, device, profile,
+                                 split)
+        for row in rows:
+            if on_row is not None:
+                on_row(row)
+        return rows
     rows: list[BenchRow] = []
     for name in methods:
         for ipc in ipcs:
@@ -121,6 +147,89 @@ def run_bench(dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int
             rows.append(row)
             if on_row is not None:
                 on_row(row)
+    return rows
+
+
+@dataclass
+class _Distilled:
+    """One (method, IPC, seed) distillation, as a work item's result."""
+
+    summary: Summary | None
+    steps: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class _Evaluated:
+    """One evaluation work item: one network (or a whole non-network protocol) on one distilled summary."""
+
+    accs: list[float]
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def run_bench_sharded(dist: "Dist", dataset: ImageSet, methods: list[str], ipcs: list[int], seeds: list[int],
+                      steps: int | None = None, protocol: str = "quick", reps: int | None = None,
+                      device: str | Any = "auto", profile: str = "fast", split: str = "test") -> list[BenchRow]:
+    """`run_bench` over the ranks of `dist`, in two rounds of work items spread r, r + N, ...: first every
+    (method, IPC, seed) distillation, then every evaluation network of every distilled summary (network i of
+    seed s seeded `eval_seed(s) + i`, wherever it runs). The rows, on every rank, equal one process's
+    (`distill_seconds` and `eval_seconds` sum the ranks' compute time)."""
+    cells = [(name, int(ipc)) for name in methods for ipc in ipcs]
+    jobs = [(c, s) for c in range(len(cells)) for s in seeds]
+
+    def distil(i: int) -> _Distilled:
+        (name, ipc), s = cells[jobs[i][0]], jobs[i][1]
+        try:
+            method = create_method(name, dataset, ipc, seed=s, device=device, profile=profile)
+            run = DistillRun(method, steps or default_steps(method))
+            run.run()
+            return _Distilled(run.summary(), run.step_index, run.seconds)
+        except DistillError as exc:
+            return _Distilled(None, error=str(exc))
+
+    distilled = dict(zip(jobs, dist.map_items(len(jobs), distil, "the distillations")))
+    n_nets = network_reps(protocol, reps)
+    evals: list[tuple[tuple[int, int], int | None]] = []
+    for c in range(len(cells)):
+        for s in seeds:  # as one process: a cell stops at its first failing seed
+            if distilled[(c, s)].error is not None:
+                break
+            evals += [((c, s), r) for r in (range(n_nets) if n_nets is not None else [None])]
+
+    def evaluate(i: int) -> _Evaluated:
+        job, r = evals[i]
+        t0 = time.perf_counter()
+        try:
+            result = evaluate_summary(distilled[job].summary, dataset, protocol, reps=n_nets or reps,
+                                      seed=eval_seed(job[1]), device=device, split=split,
+                                      rep_indices=None if r is None else [r])
+        except DistillError as exc:
+            return _Evaluated([], error=str(exc))
+        return _Evaluated([float(a) for a in result.accs], time.perf_counter() - t0)
+
+    evaluated: dict[tuple[int, int], list[_Evaluated]] = {}
+    for (job, _), result in zip(evals, dist.map_items(len(evals), evaluate, "the evaluations")):
+        evaluated.setdefault(job, []).append(result)
+    rows = []
+    for c, (name, ipc) in enumerate(cells):
+        row = BenchRow(name, ipc, seeds=list(seeds), profile=profile, split=split)
+        for s in seeds:
+            d = distilled[(c, s)]
+            if d.error is not None:
+                row.error = d.error
+                break
+            _add_distilled(row, d.steps, d.seconds)
+            parts = evaluated[(c, s)]
+            failed = [p.error for p in parts if p.error is not None]
+            if failed:
+                row.error = failed[0]
+                break
+            _add_evaluated(row, [a for p in parts for a in p.accs], sum(p.seconds for p in parts))
+        if row.error is None:
+            _finish(row, list(seeds))
+        rows.append(row)
     return rows
 
 

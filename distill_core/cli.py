@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .distributed import (Dist, LauncherStopped, RankLost, init_from_env, is_main_process, launched, shutdown)
 from .errors import DistillError, InvalidInputError
 from .limits import LIMITS
 
@@ -21,11 +22,31 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line (and exit status 2), without the usage block."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
+        if is_main_process():  # under torchrun every rank parses the same line: rank 0 says it once
+            sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
         sys.exit(2)
 
 
+def _dist(args: argparse.Namespace) -> Dist:
+    """The ranks this command runs over (`Dist()`: one process)."""
+    return getattr(args, "dist", None) or Dist()
+
+
+def _download_first(dist: Dist, name: str, data_root: str | None, download: bool) -> None:
+    """Under torchrun, rank 0 fetches a missing dataset before the other ranks read it (never N downloads into
+    one folder at once)."""
+    if not (dist.enabled and download):
+        return
+    from .data import load_dataset
+
+    with dist.sync("downloading the dataset"):
+        if dist.is_main:
+            load_dataset(name, data_root=data_root, download=True)
+
+
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    if not is_main_process():
+        return
     if getattr(args, "json", False):
         print(json.dumps(payload, default=str))
     else:
@@ -35,7 +56,8 @@ def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
 def _progress(total: int, desc: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, disable=None, leave=False)
+    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, disable=None if is_main_process() else True,
+                leave=False)
 
 
 def _parse_params(pairs: Sequence[str] | None, lr: float | None) -> dict[str, Any]:
@@ -84,30 +106,38 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from .bench import eval_seed
     from .data import load_dataset
     from .device import resolve_device
-    from .evaluate import evaluate_summary, protocol_names
+    from .evaluate import evaluate_sharded, protocol_names
     from .methods import create_method
     from .pipeline import Callbacks, DistillRun, default_steps
     from .runs import add_evaluation, default_runs_dir, new_run_name, save_run, snapshot_bytes, snapshot_capacity
 
-    device = resolve_device(args.device)
-    if args.eval and args.eval not in protocol_names():
-        raise InvalidInputError(f"unknown protocol {args.eval!r}; choose one of {', '.join(protocol_names())}")
-    if args.eval_reps is not None and args.eval_reps < 1:
-        raise InvalidInputError(f"--eval-reps must be at least 1, got {args.eval_reps}")
-    dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download, image_size=args.image_size,
-                           zca=args.zca)
-    params = _parse_params(args.param, args.lr)
-    method = create_method(args.method, dataset, args.ipc, seed=args.seed, device=device, overrides=params,
-                           profile=args.profile)
-    steps = args.steps if args.steps is not None else default_steps(method)
-    if args.snapshots < 0:
-        raise InvalidInputError(f"--snapshots must be 0 or more, got {args.snapshots}")
-    if not args.snapshot_budget_mb >= 0 or args.snapshot_budget_mb == float("inf"):
-        raise InvalidInputError(f"--snapshot-budget-mb must be a finite number of 0 or more, got {args.snapshot_budget_mb}")
-    one = snapshot_bytes(dataset.num_classes * args.ipc, dataset.image_shape)
-    keep = snapshot_capacity(args.snapshots, one, args.snapshot_budget_mb)  # bounds the history while it runs too
-    run = DistillRun(method, steps, snapshot_capacity=max(2, keep))
-    if hasattr(method, "on_expert_progress"):  # mtt trains its experts on first use when none are stored
+    dist = _dist(args)
+    _download_first(dist, args.dataset, args.data_root, args.download)
+    with dist.sync("the setup"):
+        device = resolve_device(args.device)
+        if args.eval and args.eval not in protocol_names():
+            raise InvalidInputError(f"unknown protocol {args.eval!r}; choose one of {', '.join(protocol_names())}")
+        if args.eval_reps is not None and args.eval_reps < 1:
+            raise InvalidInputError(f"--eval-reps must be at least 1, got {args.eval_reps}")
+        dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download,
+                               image_size=args.image_size, zca=args.zca)
+        params = _parse_params(args.param, args.lr)
+        method = create_method(args.method, dataset, args.ipc, seed=args.seed, device=device, overrides=params,
+                               profile=args.profile)
+        steps = args.steps if args.steps is not None else default_steps(method)
+        if args.snapshots < 0:
+            raise InvalidInputError(f"--snapshots must be 0 or more, got {args.snapshots}")
+        if not args.snapshot_budget_mb >= 0 or args.snapshot_budget_mb == float("inf"):
+            raise InvalidInputError(
+                f"--snapshot-budget-mb must be a finite number of 0 or more, got {args.snapshot_budget_mb}")
+        one = snapshot_bytes(dataset.num_classes * args.ipc, dataset.image_shape)
+        keep = snapshot_capacity(args.snapshots, one, args.snapshot_budget_mb)  # bounds the history while it runs
+        run = DistillRun(method, steps, snapshot_capacity=max(2, keep))
+    # a method that shards (dm, dc, dsa) runs on every rank, on its classes; any other on rank 0 while the rest wait
+    sharded = dist.enabled and bool(getattr(method, "shardable", False))
+    if sharded:
+        method.shard = dist  # type: ignore[attr-defined]
+    if hasattr(method, "on_expert_progress") and dist.is_main:  # mtt trains its experts on first use
         _show_expert_training(method)
     bar = _progress(run.steps, f"{args.method} ipc={args.ipc}")
 
@@ -117,26 +147,44 @@ def cmd_distill(args: argparse.Namespace) -> int:
             bar.set_postfix({k: f"{v:.4g}" for k, v in list(metrics.items())[:3]}, refresh=False)
 
     try:
-        summary = run.run(Callbacks(on_step=on_step))
+        with dist.sync("the distillation") as box:
+            if dist.is_main:
+                box.value = run.run(Callbacks(on_step=on_step))
+            elif sharded:
+                run.run()
     finally:
         bar.close()
-    out = Path(args.out) if args.out else default_runs_dir() / new_run_name(dataset.name, args.method, args.ipc)
-    config = {"steps": run.step_index, "seed": args.seed, "device": device.type, "seconds": round(run.seconds, 3),
-              "profile": args.profile, "method_config": method.config.to_dict(), "data_root": args.data_root,
-              "image_size": args.image_size, "zca": args.zca, "final_metrics": run.metrics[-1] if run.metrics else {}}
-    out = save_run(out, summary, config, run.metrics, run.snapshots.to_tensors() if args.snapshots else None,
-                   snapshot_budget_mb=args.snapshot_budget_mb)
+    summary = box.values[0]
+    with dist.sync("writing the run folder") as box:
+        if dist.is_main:
+            out = Path(args.out) if args.out else default_runs_dir() / new_run_name(dataset.name, args.method,
+                                                                                     args.ipc)
+            config = {"steps": run.step_index, "seed": args.seed, "device": device.type,
+                      "seconds": round(run.seconds, 3), "profile": args.profile,
+                      "method_config": method.config.to_dict(), "data_root": args.data_root,
+                      "image_size": args.image_size, "zca": args.zca,
+                      "final_metrics": run.metrics[-1] if run.metrics else {}}
+            if dist.enabled:
+                config["world_size"] = dist.world_size
+            box.value = (save_run(out, summary, config, run.metrics,
+                                  run.snapshots.to_tensors() if args.snapshots else None,
+                                  snapshot_budget_mb=args.snapshot_budget_mb), config)
+    out, config = box.values[0]
     payload: dict[str, Any] = {"method": args.method, "dataset": dataset.name, "ipc": args.ipc,
-                               "steps": run.step_index, "seconds": round(run.seconds, 3), "device": device.type,
-                               "profile": args.profile, "out": str(out), "final_metrics": config["final_metrics"]}
-    text = f"{args.method} on {dataset.name}, IPC {args.ipc}: {run.step_index} steps in {run.seconds:.1f}s -> {out}"
+                               "steps": config["steps"], "seconds": config["seconds"], "device": device.type,
+                               "profile": args.profile, "out": str(out), "final_metrics": config["final_metrics"],
+                               "world_size": dist.world_size}
+    text = (f"{args.method} on {dataset.name}, IPC {args.ipc}: {config['steps']} steps in {config['seconds']:.1f}s "
+            f"-> {out}")
     if args.eval:
-        result = evaluate_summary(summary, dataset, args.eval, reps=args.eval_reps, seed=eval_seed(args.seed),
+        result = evaluate_sharded(dist, summary, dataset, args.eval, reps=args.eval_reps, seed=eval_seed(args.seed),
                                   device=device)
         evaluation = {"protocol": result.protocol, "model": result.model, "reps": result.reps,
                       "acc_mean": result.acc_mean, "acc_std": result.acc_std, "accs": result.accs,
                       "seconds": round(result.seconds, 3)}
-        add_evaluation(out, evaluation)
+        with dist.sync("recording the evaluation"):
+            if dist.is_main:
+                add_evaluation(out, evaluation)
         payload["eval"] = evaluation
         text += (f"\n{result.protocol} evaluation ({result.model}, {result.reps} reps): "
                  f"{100 * result.acc_mean:.2f}% ± {100 * result.acc_std:.2f}")
@@ -201,25 +249,29 @@ def cmd_experts(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .bench import check_split
     from .data import load_dataset
-    from .evaluate import evaluate_summary
+    from .evaluate import evaluate_sharded
     from .runs import add_evaluation, load_run
 
-    check_split(args.split)
-    record = load_run(args.run_dir, with_snapshots=False)
-    cfg = record.config
-    dataset = load_dataset(cfg["dataset"], data_root=args.data_root or cfg.get("data_root"),
-                           download=args.download, image_size=int(cfg.get("image_size") or 32),
-                           zca=args.zca or bool(cfg.get("zca")))
-    if dataset.class_names != record.summary.class_names:
-        raise InvalidInputError(f"the run's classes do not match dataset {dataset.name}'s classes")
-    result = evaluate_summary(record.summary, dataset, args.protocol, model=args.model, reps=args.reps,
+    dist = _dist(args)
+    with dist.sync("the setup"):
+        check_split(args.split)
+        record = load_run(args.run_dir, with_snapshots=False)
+        cfg = record.config
+        dataset = load_dataset(cfg["dataset"], data_root=args.data_root or cfg.get("data_root"),
+                               download=args.download, image_size=int(cfg.get("image_size") or 32),
+                               zca=args.zca or bool(cfg.get("zca")))
+        if dataset.class_names != record.summary.class_names:
+            raise InvalidInputError(f"the run's classes do not match dataset {dataset.name}'s classes")
+    result = evaluate_sharded(dist, record.summary, dataset, args.protocol, model=args.model, reps=args.reps,
                               seed=args.seed, device=args.device, split=args.split)
     evaluation = {"protocol": result.protocol, "model": result.model, "reps": result.reps,
                   "acc_mean": result.acc_mean, "acc_std": result.acc_std, "accs": result.accs,
                   "split": args.split, "seconds": round(result.seconds, 3)}
-    add_evaluation(record.path, evaluation)
+    with dist.sync("recording the evaluation"):
+        if dist.is_main:
+            add_evaluation(record.path, evaluation)
     payload = {"run": str(record.path), "method": cfg["method"], "dataset": cfg["dataset"], "ipc": cfg["ipc"],
-               "eval": evaluation}
+               "eval": evaluation, "world_size": dist.world_size}
     text = (f"{cfg['method']} on {cfg['dataset']}, IPC {cfg['ipc']}: {result.protocol} ({result.model}, "
             f"{result.reps} reps, {args.split} split) {100 * result.acc_mean:.2f}% ± {100 * result.acc_std:.2f}")
     _emit(args, payload, text)
@@ -237,36 +289,39 @@ def _bench_rows(args: argparse.Namespace, protocol: str) -> tuple[Any, list[Any]
     from .methods import get_method
     from .profiles import check_profile
 
-    device = resolve_device(args.device)
-    check_profile(args.profile)
-    check_split(args.split)
-    if protocol not in protocol_names():
-        raise InvalidInputError(f"unknown protocol {protocol!r}; choose one of {', '.join(protocol_names())}")
-    if any(i < 1 for i in args.ipc):
-        raise InvalidInputError("every --ipc must be a positive whole number")
-    if args.steps is not None and args.steps < 1:
-        raise InvalidInputError(f"steps must be a positive whole number, got {args.steps}")
-    if args.seeds < 1:
-        raise InvalidInputError(f"--seeds must be at least 1, got {args.seeds}")
-    if args.eval_reps is not None and args.eval_reps < 1:
-        raise InvalidInputError(f"--eval-reps must be at least 1, got {args.eval_reps}")
-    for name in args.methods:
-        get_method(name)
-    dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download, zca=args.zca)
+    dist = _dist(args)
+    _download_first(dist, args.dataset, args.data_root, args.download)
+    with dist.sync("the setup"):
+        device = resolve_device(args.device)
+        check_profile(args.profile)
+        check_split(args.split)
+        if protocol not in protocol_names():
+            raise InvalidInputError(f"unknown protocol {protocol!r}; choose one of {', '.join(protocol_names())}")
+        if any(i < 1 for i in args.ipc):
+            raise InvalidInputError("every --ipc must be a positive whole number")
+        if args.steps is not None and args.steps < 1:
+            raise InvalidInputError(f"steps must be a positive whole number, got {args.steps}")
+        if args.seeds < 1:
+            raise InvalidInputError(f"--seeds must be at least 1, got {args.seeds}")
+        if args.eval_reps is not None and args.eval_reps < 1:
+            raise InvalidInputError(f"--eval-reps must be at least 1, got {args.eval_reps}")
+        for name in args.methods:
+            get_method(name)
+        dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download, zca=args.zca)
     bar = tqdm(total=len(args.methods) * len(args.ipc), desc=args.command, unit="cell", file=sys.stderr,
-               disable=None)
+               disable=None if dist.is_main else True)
     start = time.perf_counter()
     try:
         rows = run_bench(dataset, args.methods, args.ipc, steps=args.steps, protocol=protocol,
                          reps=args.eval_reps, seed=args.seed, device=device, on_row=lambda r: bar.update(1),
-                         seeds=args.seeds, profile=args.profile, split=args.split)
+                         seeds=args.seeds, profile=args.profile, split=args.split, dist=dist)
     finally:
         bar.close()
     return dataset, rows, device, round(time.perf_counter() - start, 2)
 
 
 def _write_out(path: str | None, payload: dict) -> None:
-    if path:
+    if path and is_main_process():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(payload, indent=2), encoding="utf-8")
 
@@ -277,7 +332,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     dataset, rows, device, seconds = _bench_rows(args, args.eval)
     payload = {"dataset": dataset.name, "protocol": args.eval, "ipcs": args.ipc, "device": device.type,
                "profile": args.profile, "split": args.split, "seeds": args.seeds, "seconds": seconds,
-               "rows": [r.to_dict() for r in rows]}
+               "world_size": _dist(args).world_size, "rows": [r.to_dict() for r in rows]}
     _write_out(args.out, payload)
     table = markdown_table(rows, args.ipc)
     spread = f"mean ± std over {args.seeds} seeds" if args.seeds > 1 else "mean ± std over the evaluation networks"
@@ -330,7 +385,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     whole = whole_dataset(dataset.name)
     payload = {"dataset": dataset.name, "protocol": protocol, "ipcs": args.ipc, "device": device.type,
                "profile": args.profile, "split": args.split, "seeds": args.seeds, "seconds": seconds,
-               "whole_dataset": whole.to_dict() if whole else None, "rows": rows}
+               "whole_dataset": whole.to_dict() if whole else None, "world_size": _dist(args).world_size,
+               "rows": rows}
     _write_out(args.out, payload)
     text = (f"{dataset.name}: ours ({protocol} protocol, {args.profile} profile, {args.seeds} seed(s), "
             f"{args.split} split) beside the published values (accuracy %)\n\n{reproduce_table(rows)}")
@@ -448,19 +504,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DISTRIBUTED_COMMANDS = ("distill", "evaluate", "bench", "reproduce")  # the commands spread over torchrun's ranks
+
+
+def _report(message: str) -> None:
+    """One error line on stderr, from rank 0 alone (every rank ends with the same message and exit code)."""
+    if is_main_process():
+        sys.stderr.write(f"error: {message}\n")
+        sys.stderr.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    dist: Dist | None = None
+    clean = True
     try:
+        if launched() and args.command in DISTRIBUTED_COMMANDS:
+            dist = args.dist = init_from_env(args.device)
+        elif launched() and args.command == "experts" and os.environ.get("WORLD_SIZE", "1") != "1":
+            raise InvalidInputError("`experts` runs in one process; start it with python -m distill_core, "
+                                    "not torchrun")
         return int(args.func(args) or 0)
     except DistillError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
+        clean = not isinstance(exc, (RankLost, LauncherStopped))
+        _report(str(exc))
+        return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted\n")
+        clean = False
+        _report("interrupted")
         return 130
     except Exception as exc:  # never a traceback for the user; DISTILL_DEBUG=1 shows it
         if os.environ.get("DISTILL_DEBUG"):
             raise
-        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {exc}\n")
+        _report(f"unexpected {type(exc).__name__}: {exc}")
         return 1
+    finally:
+        shutdown(dist, clean)

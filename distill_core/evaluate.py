@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -41,6 +41,9 @@ from .device import make_generator, resolve_device
 from .errors import InvalidInputError, UnknownNameError
 from .models import MODELS, build_seeded, default_depth
 from .summary import Summary
+
+if TYPE_CHECKING:
+    from .distributed import Dist
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 SPLITS = ("test", "val")
@@ -340,13 +343,15 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
                      augment: Augment | str | None = "auto", epochs: int | None = None, split: str = "test",
                      label_loss: str = "auto", on_model_done: Callable[[int, float], None] | None = None,
                      should_stop: Callable[[], bool] | None = None,
-                     on_epoch_end: Callable[[int, torch.optim.Optimizer], None] | None = None) -> EvalResult:
+                     on_epoch_end: Callable[[int, torch.optim.Optimizer], None] | None = None,
+                     rep_indices: Sequence[int] | None = None) -> EvalResult:
     """Train `reps` freshly initialised networks on the summary; mean ± std of their accuracy on `split`.
 
     `augment="auto"`, the epochs and the learning rate follow `eval_policy(summary.method, dataset.name,
     protocol)`; `augment=None` forces none, a name or a callable forces that one (epochs then follow whether
     there is an augmentation). `label_loss`: "auto" | "ce" | "mse" | "soft_ce" (see `resolve_label_loss`).
-    Rep r uses seed `seed + r` for its initialisation, batch order and augmentation, so results repeat exactly.
+    Rep r uses seed `seed + r` for its initialisation, batch order and augmentation, so results repeat exactly;
+    `rep_indices` trains only those of the `reps` networks (one rank's share, see `evaluate_sharded`).
     `details` records everything that decides the figure (augmentation, epochs, lr, architectures, loss, split).
     """
     names = protocol_names()
@@ -395,7 +400,9 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
     accs: list[float] = []
     net_depth = proto.depth or (default_depth(dataset.image_shape[1]) if model == "convnet" else 3)
     start = time.perf_counter()
-    for r in range(reps):
+    if rep_indices is not None and any(not 0 <= int(r) < reps for r in rep_indices):
+        raise InvalidInputError(f"rep_indices must lie in 0..{reps - 1}, got {list(rep_indices)}")
+    for r in (range(reps) if rep_indices is None else [int(i) for i in rep_indices]):
         net = build_seeded(dataset, model, seed=seed + r, device=dev, width=proto.width, depth=net_depth)
         gen = make_generator(seed + r)
         train_network(net, x, y, proto, n_epochs, gen, augment=aug, should_stop=should_stop, lr=lr,
@@ -426,3 +433,30 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
     }
     return EvalResult(protocol, model, len(accs), float(np.mean(accs)), float(np.std(accs)), accs, seconds,
                       seconds / max(1, len(accs)), details)
+
+
+def network_reps(protocol: str, reps: int | None = None) -> int | None:
+    """How many networks a network protocol trains (`reps`, else its default); None for a registered protocol
+    that trains no networks (e.g. `krr`), which is one piece of work."""
+    if protocol not in PROTOCOLS:
+        return None
+    return int(reps or PROTOCOLS[protocol].reps)
+
+
+def evaluate_sharded(dist: "Dist", summary: Summary, dataset: ImageSet, protocol: str = "quick",
+                     model: str = "convnet", reps: int | None = None, seed: int = 0,
+                     device: str | torch.device = "auto", split: str = "test") -> EvalResult:
+    """`evaluate_summary` with its networks spread over the ranks of `dist` (rank r trains networks r, r + N,
+    ...; network i is seeded `seed + i` wherever it runs), the accuracies gathered on every rank: the same
+    figures as one process. `seconds` is the wall time; `seconds_per_model` the mean training time of one."""
+    n = network_reps(protocol, reps)
+    if not dist.enabled or n is None:
+        return dist.map_items(1, lambda _: evaluate_summary(summary, dataset, protocol, model=model, reps=reps,
+                                                            seed=seed, device=device, split=split), "evaluation")[0]
+    start = time.perf_counter()
+    parts = dist.map_items(n, lambda r: evaluate_summary(summary, dataset, protocol, model=model, reps=n, seed=seed,
+                                                         device=device, split=split, rep_indices=[r]),
+                           "evaluation")
+    accs = [p.accs[0] for p in parts]
+    return EvalResult(parts[0].protocol, parts[0].model, n, float(np.mean(accs)), float(np.std(accs)), accs,
+                      time.perf_counter() - start, sum(p.seconds for p in parts) / n, parts[0].details)

@@ -13,17 +13,26 @@ which made the step 1.3–2.4× faster than one 640-image pass on a 2-core CPU (
 (Channels-last layout would save another ~25 % on a CPU, but its float32 kernels put the image gradient up to
 ~4e-3 (relative) away from the plain computation under the scale and rotate augmentations, so it is not used.) On a GPU it is one
 pass. Defaults: see `_distiller.py`.
+
+Many processes (`torchrun`, see `distill_core.distributed`): with `shard` set, every rank draws the same network,
+real batch and augmentation (one seed, one generator), but embeds only its share of the classes (r, r + N, ...).
+The loss is a sum over classes and a synthetic image's gradient comes from its own class's term alone, so the sum
+of the ranks' gradients is the one-process gradient; every rank then takes the same step and the images stay equal
+on all ranks. Ranks beyond the number of classes add nothing.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
 from ..augment import SiameseAugment
 from ._distiller import DistillerConfig, SyntheticImages
 from .base import register_method
+
+if TYPE_CHECKING:
+    from ..distributed import Dist
 
 
 def class_means(emb: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -69,10 +78,12 @@ class DistributionMatching(SyntheticImages):
     Config = DMConfig
     config: DMConfig
     default_steps = 300
+    shardable = True  # runs over many processes: set `shard` (see the module docstring)
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.augment = SiameseAugment.for_dataset(self.dataset.name) if self.config.dsa else None
+        self.shard: Optional["Dist"] = None
 
     def _step(self) -> dict[str, float]:
         c = self.dataset.num_classes
@@ -80,11 +91,42 @@ class DistributionMatching(SyntheticImages):
         net.requires_grad_(False)
         x_real, y_real = self.real_batches(self.config.batch_real)
         x_syn = self.images
-        if self.augment is not None:  # one draw per class, shared by that class's real and synthetic images
-            draw = self.augment.draw(self.generator, groups=c)
+        # one draw per class, shared by that class's real and synthetic images
+        draw = self.augment.draw(self.generator, groups=c) if self.augment is not None else None
+        chunk = CPU_CHUNK if self.device.type == "cpu" else 0
+        if self.shard is not None and self.shard.enabled:
+            return self._sharded_update(net, x_real, y_real, draw, chunk)
+        if draw is not None:
             x_real, x_syn = draw(x_real, y_real.cpu()), draw(x_syn, self.labels.cpu())
-        loss = dm_loss(net, x_real, x_syn, c, CPU_CHUNK if self.device.type == "cpu" else 0)
+        loss = dm_loss(net, x_real, x_syn, c, chunk)
         self.opt_images.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_images.step()
         return {"loss": float(loss.detach())}
+
+    def _sharded_update(self, net: torch.nn.Module, x_real: torch.Tensor, y_real: torch.Tensor, draw: Any,
+                        chunk: int) -> dict[str, float]:
+        """This rank's classes' loss terms and image gradients, summed over ranks; then the common step."""
+        assert self.shard is not None
+        c = self.dataset.num_classes
+        mine = torch.tensor(self.shard.items(c), dtype=torch.long)
+
+        def local() -> torch.Tensor:
+            grad = torch.zeros_like(self.images)
+            loss = torch.zeros((), device=self.device)
+            if len(mine):
+                xr = x_real.view(c, -1, *x_real.shape[1:])[mine.to(x_real.device)].flatten(0, 1)
+                yr = y_real.view(c, -1)[mine.to(y_real.device)].flatten()
+                xs = self.images.view(c, self.ipc, *self.images.shape[1:])[mine.to(self.device)].flatten(0, 1)
+                ys = self.labels.view(c, self.ipc)[mine.to(self.device)].flatten()
+                if draw is not None:
+                    xr, xs = draw(xr, yr.cpu()), draw(xs, ys.cpu())
+                loss = dm_loss(net, xr, xs, len(mine), chunk)
+                (grad,) = torch.autograd.grad(loss, self.images)
+            return torch.cat([grad.reshape(-1), loss.detach().reshape(1)])
+
+        total = self.shard.all_reduce_sum(local, self.images.numel() + 1, self.device)
+        self.opt_images.zero_grad(set_to_none=True)
+        self.images.grad = total[:-1].view_as(self.images).clone()
+        self.opt_images.step()
+        return {"loss": float(total[-1])}

@@ -12,11 +12,16 @@ class with the same DSA draw, and augments the inner-loop training too.
 One `step()` is one update of the images (one outer-loop iteration). A new network is drawn every `outer_loop`
 steps. Defaults, the loops and the image learning-rate factor by IPC among them: the profiles table
 (`distill_core/profiles.py`; `fast` keeps the paper's outer loops with shorter inner loops and larger image steps).
+
+Many processes (`torchrun`, see `distill_core.distributed`): with `shard` set, every rank takes every class's
+real-batch and augmentation draws (one seed, one generator) but computes the matching loss of its own classes only
+(r, r + N, ...); the image gradients, a sum over classes, are summed over ranks, and every rank then takes the same
+image step and the same inner-loop training, so the images stay equal on all ranks and equal one process's.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +31,9 @@ from ..augment import SiameseAugment
 from ..evaluate import NetworkProtocol, train_network
 from ._distiller import DistillerConfig, SyntheticImages
 from .base import register_method
+
+if TYPE_CHECKING:
+    from ..distributed import Dist
 
 # The loops and the image learning-rate factor are set by IPC in the profiles table (distill_core/profiles.py).
 # Paper loops: 1 -> (1, 1), 10 -> (10, 50), 20 -> (20, 25), 30 -> (30, 20), 40 -> (40, 15), 50 -> (50, 10); the
@@ -74,6 +82,7 @@ class _GradientMatching(SyntheticImages):
     Config = DCConfig
     config: DCConfig
     use_dsa = False
+    shardable = True  # runs over many processes: set `shard` (see the module docstring)
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -96,6 +105,7 @@ class _GradientMatching(SyntheticImages):
         self.net_seed = -1
         self.outer_done = 0
         self.networks_used = 0
+        self.shard: Optional["Dist"] = None  # many processes: set to share the classes (module docstring)
 
     def class_loss(self, net: torch.nn.Module, params: list[torch.Tensor], x_real: torch.Tensor,
                    x_syn: torch.Tensor, c: int) -> torch.Tensor:
@@ -114,16 +124,36 @@ class _GradientMatching(SyntheticImages):
             self.networks_used += 1
         net = self.net
         params = [p for p in net.parameters() if p.requires_grad]
-        grad = torch.zeros_like(self.images)
-        total = 0.0
-        for c in range(self.dataset.num_classes):
-            x_real, x_syn = self.real_batch(c, self.config.batch_real), self.class_images(c)
-            if self.augment is not None:
-                draw = self.augment.draw(self.generator)
-                x_real, x_syn = draw(x_real), draw(x_syn)
-            loss = self.class_loss(net, params, x_real, x_syn, c)
-            grad += torch.autograd.grad(loss, self.images)[0]  # w.r.t. the images only, not the network
-            total += float(loss.detach())
+        c_all = self.dataset.num_classes
+        mine = set(range(c_all)) if self.shard is None or not self.shard.enabled else set(self.shard.items(c_all))
+
+        def match() -> tuple[torch.Tensor, float]:
+            """The image gradient and loss of this rank's classes; every class's draws are taken all the same,
+            so the generator moves as in one process."""
+            grad = torch.zeros_like(self.images)
+            total = 0.0
+            for c in range(c_all):
+                x_real, x_syn = self.real_batch(c, self.config.batch_real), self.class_images(c)
+                if self.augment is not None:
+                    draw = self.augment.draw(self.generator)
+                    x_real, x_syn = draw(x_real), draw(x_syn)
+                if c not in mine:
+                    continue
+                loss = self.class_loss(net, params, x_real, x_syn, c)
+                grad += torch.autograd.grad(loss, self.images)[0]  # w.r.t. the images only, not the network
+                total += float(loss.detach())
+            return grad, total
+
+        if len(mine) == c_all:
+            grad, total = match()
+        else:  # many processes: the ranks' class shares summed (see the module docstring)
+            def packed() -> torch.Tensor:
+                g, t = match()
+                return torch.cat([g.reshape(-1), torch.tensor([t], dtype=g.dtype, device=g.device)])
+
+            assert self.shard is not None
+            summed = self.shard.all_reduce_sum(packed, self.images.numel() + 1, self.device)
+            grad, total = summed[:-1].view_as(self.images).clone(), float(summed[-1])
         self.images.grad = grad
         self.opt_images.step()
         self.outer_done += 1
