@@ -51,7 +51,7 @@ def controls() -> None:
     dataset_name = dataset.name if dataset is not None else state.selected_dataset_name()
     view.sanitize_int(state.KEY_IPC, view.default_ipc(dataset.class_counts() if dataset else []))
     chosen = METHODS[st.session_state[state.KEY_METHOD]]
-    view.sanitize_int(state.KEY_STEPS, view.default_steps(chosen, dataset_name, ipc=view._shown_ipc()))
+    view.sanitize_int(state.KEY_STEPS, view.default_steps(chosen, dataset_name, ipc=view.shown_ipc()))
     view.sanitize_int(state.KEY_SEED, 0)
     if not busy:
         view.follow_default_steps(chosen, dataset_name)

@@ -50,7 +50,7 @@ def current_profile() -> str:
     return value if value in PROFILES else "fast"
 
 
-def _shown_ipc() -> int | None:
+def shown_ipc() -> int | None:
     value = st.session_state.get(state.KEY_IPC)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
@@ -129,7 +129,7 @@ def settings_widgets(cls: type[Method], dataset_name: str, disabled: bool) -> No
     (`ui.labels`: a label, a tooltip, choices as a select box), the advanced ones folded under "Advanced";
     defaults from `page_defaults` (the profile's, for this dataset and IPC, sized to an upload). Values the user
     has not changed follow the defaults when the dataset, the IPC or the profile changes."""
-    sized = page_defaults(cls, dataset_name, ipc=_shown_ipc())
+    sized = page_defaults(cls, dataset_name, ipc=shown_ipc())
     defaults = sized.settings
     editable = {k: v for k, v in defaults.items() if isinstance(v, SIMPLE_TYPES)}
     if not editable:
@@ -204,14 +204,14 @@ def reset_settings(method: str) -> None:
         del st.session_state[key]
     cls = METHODS.get(method)
     if cls is not None:
-        st.session_state[state.KEY_STEPS] = default_steps(cls, state.selected_dataset_name(), ipc=_shown_ipc())
+        st.session_state[state.KEY_STEPS] = default_steps(cls, state.selected_dataset_name(), ipc=shown_ipc())
 
 
 def follow_default_steps(cls: type[Method], dataset_name: str) -> None:
     """Before the Steps box is drawn: a number of steps the user has not changed follows the default when the
     dataset, IPC or profile changes (as the settings do)."""
     marker = "_distill.default_steps"
-    new = default_steps(cls, dataset_name, ipc=_shown_ipc())
+    new = default_steps(cls, dataset_name, ipc=shown_ipc())
     old = st.session_state.get(marker)
     if isinstance(old, tuple) and old[0] == cls.name and st.session_state.get(state.KEY_STEPS) == old[1] \
             and old[1] != new:
@@ -305,7 +305,7 @@ def on_method_change() -> None:
     state.clear_message()
     cls = METHODS.get(st.session_state.get(state.KEY_METHOD))
     if cls is not None:
-        st.session_state[state.KEY_STEPS] = default_steps(cls, state.selected_dataset_name(), ipc=_shown_ipc())
+        st.session_state[state.KEY_STEPS] = default_steps(cls, state.selected_dataset_name(), ipc=shown_ipc())
 
 
 def on_start() -> None:
