@@ -15,7 +15,10 @@ training images per class. An upload often has a few dozen. `sized_defaults` ada
   without the full `1 / f` that makes a run unstable.
 
 At 100 or more images per class nothing but the caps changes, so a benchmark-sized folder keeps the profile's
-values. Pure: numbers in, numbers out (the distill page shows the notes beside the settings).
+values. Measured (`python -m benchmarks.upload_defaults_check`: KIP, IPC 2, digits cut to 20 training images per
+class, krr accuracy on the full test split, 3 seeds, a busy 2-core CPU): the profile's 1,000 steps 93.3 ± 0.6 %,
+the sized 250 steps with ×2 learning rates 93.2 ± 0.3 %, 250 steps at the profile's rates 93.3 ± 0.5 % — the
+same accuracy in a quarter of the time; the larger rates neither helped nor hurt there. Pure: numbers in, numbers out (the distill page shows the notes beside the settings).
 """
 from __future__ import annotations
 
