@@ -41,16 +41,13 @@ def open_page(page, target, path: str, tries: int = 3) -> None:
 
 
 def distill_presentation(page, target, out: Path, run_seconds: float) -> int:
-    """KIP on digits (the learn page's one-click preset, with many steps so it is still running), presentation
+    """KIP on digits, 10 per class from real images (many steps, so that it is still running), presentation
     mode on, a shot after `run_seconds`; the run is stopped afterwards."""
     from browserkit import GRID, click, set_number, wait_idle
     from take_screenshots import save_small
 
-    open_page(page, target, "learn")
-    page.get_by_role("button", name=re.compile(r"Try it: KIP on digits, 10 per class")).click()
-    page.wait_for_url("**/distill")
-    page.get_by_text("Preset loaded").wait_for()
-    wait_idle(page)
+    open_page(page, target, "distill")
+    set_number(page, "Images per class (IPC)", 10)
     set_number(page, "Steps", 100_000)
     click(page, "Start")
     page.locator(GRID).first.wait_for(timeout=120_000)
@@ -84,7 +81,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="a running app (default: start one)")
     parser.add_argument("--out", type=Path, default=ROOT / "assets" / "screenshots")
-    parser.add_argument("--run-seconds", type=float, default=15, help="how long the run goes before the shot")
+    parser.add_argument("--run-seconds", type=float, default=25, help="how long the run goes before the shot")
+    parser.add_argument("--only", choices=("distill", "embedding"), help="take one of the two")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -101,9 +99,12 @@ def main() -> None:
             ctx = browser.new_context(viewport=VIEWPORT)
             ctx.set_default_timeout(90_000)
             page = ctx.new_page()
-            for name, shoot in (("distill-presentation.png",
+            shots = {"distill": ("distill-presentation.png",
                                  lambda p: distill_presentation(page, target, p, args.run_seconds)),
-                                ("embedding.png", lambda p: embedding_map(page, target, p))):
+                     "embedding": ("embedding.png", lambda p: embedding_map(page, target, p))}
+            for key, (name, shoot) in shots.items():
+                if args.only not in (None, key):
+                    continue
                 n = shoot(args.out / name)
                 print(f"{name}: {n / 1000:.0f} KB")
                 if n > LIMIT_BYTES:
