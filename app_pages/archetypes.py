@@ -7,7 +7,7 @@ import torch
 from distill_core import archetypes, embed, stimuli
 from distill_core.runs import default_runs_dir, list_runs, load_run
 from ui import archetype_view as view, maps, state
-from ui.downloads import lazy_download
+from ui.downloads import cached_download
 from ui.errors import guard
 
 st.title("Archetypes")
@@ -150,8 +150,9 @@ if table is not None:
                   for cc in range(ds.num_classes)]
         return stimuli.typicality_csv(tables).encode("utf-8")
 
-    lazy_download("Download typicality CSV (all classes, class centroid)", _typicality_csv,
-                  file_name=f"typicality-{space}-{metric}.csv", mime="text/csv", key="archetypes.dl.csv")
+    cached_download("Download typicality CSV (all classes, class centroid)", _typicality_csv,
+                    file_name=f"typicality-{space}-{metric}.csv", mime="text/csv", key="archetypes.dl.csv",
+                    cache_key=f"archetypes.csv|{ds.name}|{space}|{metric}|{normalize}")
 
 # ------------------------------------------------------------------------------------------ export
 st.subheader("Stimulus export")
@@ -217,6 +218,10 @@ def _zip() -> bytes:
 n_items = sum(len(r.summary) for r in records) + typical_k * 2 * ds.num_classes
 st.caption(f"{n_items} image(s) from runs and typical exemplars, plus the chosen prototypes, of the chosen classes."
            if picked is None else f"{len(picked)} hand-picked image(s).")
-lazy_download("Download stimuli (zip)", _zip, file_name=f"stimuli-{ds.name.replace(':', '-')}.zip",
-              mime="application/zip", key="archetypes.dl.zip",
-              disabled=not (records or protos or typical_k) or not classes or picked == [])
+# built in this run and cached by everything it shows (as on the distill page), so a click after a rerun finds it
+_zip_key = "|".join(map(repr, ("archetypes.zip", ds.name, [r.name for r in records], protos, ipc, typical_k, space,
+                                metric, normalize, options, classes, picked, participants, design)))
+with st.spinner("Preparing the stimuli…"):
+    cached_download("Download stimuli (zip)", _zip, file_name=f"stimuli-{ds.name.replace(':', '-')}.zip",
+                    mime="application/zip", key="archetypes.dl.zip", cache_key=_zip_key,
+                    disabled=not (records or protos or typical_k) or not classes or picked == [])

@@ -9,9 +9,10 @@ from __future__ import annotations
 import streamlit as st
 
 from distill_core.limits import LIMITS
+from distill_core import run_warnings
 from distill_core.methods import METHODS
+from distill_core.profiles import PROFILES
 from ui import distill_view as view
-from ui import learn
 from ui import state
 from ui.errors import guard
 
@@ -41,10 +42,19 @@ def controls() -> None:
         st.session_state[state.KEY_METHOD] = "kip" if "kip" in METHODS else names[0]
     if dataset is not None:
         st.caption(f"Dataset: **{dataset.describe()}** — change it in the sidebar.")
+        tiny = run_warnings.tiny_test_warning(len(dataset.y_test))
+        if tiny:
+            st.warning(tiny, icon=":material/straighten:")
 
+    if st.session_state.get(state.KEY_PROFILE) not in PROFILES:
+        st.session_state[state.KEY_PROFILE] = "fast"
+    dataset_name = dataset.name if dataset is not None else state.selected_dataset_name()
     view.sanitize_int(state.KEY_IPC, view.default_ipc(dataset.class_counts() if dataset else []))
-    view.sanitize_int(state.KEY_STEPS, int(METHODS[st.session_state[state.KEY_METHOD]].default_steps))
+    chosen = METHODS[st.session_state[state.KEY_METHOD]]
+    view.sanitize_int(state.KEY_STEPS, view.default_steps(chosen, dataset_name, ipc=view.shown_ipc()))
     view.sanitize_int(state.KEY_SEED, 0)
+    if not busy:
+        view.follow_default_steps(chosen, dataset_name)
 
     c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     with c1:
@@ -65,6 +75,11 @@ def controls() -> None:
     with c4:
         st.number_input("Seed", step=1, key=state.KEY_SEED, disabled=busy, on_change=state.clear_message)
     st.caption(cls.description or "")
+    st.radio("Profile", PROFILES, key=state.KEY_PROFILE, horizontal=True, disabled=busy,
+             on_change=view.on_profile_change, format_func=view.profile_label,
+             help="fast: settings sized for a CPU in minutes; paper: the published recipe of the method's "
+                  "authors (wider networks, more steps: hours on a CPU, use a GPU). Choosing one resets the "
+                  "settings and steps to its defaults.")
 
     with st.expander(f"Settings of {method}", expanded=False):
         view.settings_widgets(cls, dataset.name if dataset is not None else state.selected_dataset_name(), busy)
@@ -84,8 +99,8 @@ def controls() -> None:
     if problem:
         st.warning(f"Start is disabled: {problem}", icon=":material/block:")
     elif not busy and dataset is not None:  # the expected time; a warning above about two minutes
-        note, warn = learn.estimate_note(method, dataset.name, int(st.session_state[state.KEY_IPC]),
-                                         int(st.session_state[state.KEY_STEPS]))
+        note, warn = view.time_note(method, dataset.name, int(st.session_state[state.KEY_IPC]),
+                                    int(st.session_state[state.KEY_STEPS]))
         (st.warning if warn else st.caption)(note)
 
 

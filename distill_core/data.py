@@ -875,6 +875,7 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 32, name: str |
             raise InvalidInputError(f"{root} has more than {LIMITS.max_files} image files; the limit is {LIMITS.max_files}")
 
     opened: list[tuple[object, int, str]] = []
+    opened_files: list[str] = []  # each kept image's path below the root, in the order of `opened`
     skipped: list[str] = []
     for f, label in entries:
         try:
@@ -888,6 +889,7 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 32, name: str |
                     continue
                 img.load()
                 opened.append((img.copy(), label, img.mode))
+                opened_files.append(f.relative_to(root).as_posix())
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
             skipped.append(f"{f.relative_to(root)}: not a readable image ({type(exc).__name__})")
 
@@ -914,8 +916,12 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 32, name: str |
     if len(labels) - n_test < len(present):
         n_test = len(labels) - len(present)
     train_idx, test_idx = stratified_split(labels, test_size=n_test, seed=seed)
-    return _from_arrays(name or f"folder:{root}", images, labels, class_names, train_idx, test_idx,
-                        {"source": str(root), "skipped": skipped, "image_size": int(image_size)})
+    ds = _from_arrays(name or f"folder:{root}", images, labels, class_names, train_idx, test_idx,
+                      {"source": str(root), "skipped": skipped, "image_size": int(image_size)})
+    # the original file of every image, per split in the split's order (the stimuli manifest names them)
+    for split, positions in ds.meta["indices"].items():
+        ds.meta[f"{split}_files"] = [opened_files[int(i)] for i in positions]
+    return ds
 
 
 # ------------------------------------------------------------------------------------------ registry

@@ -76,6 +76,7 @@ class JobSpec:
     eval_protocol: str = "auto"       # "auto" (krr if registered, else quick), "quick", "krr" or "none"
     eval_epochs: int = 40             # epochs of the reduced `quick` evaluation
     eval_every_s: float = 4.0         # seconds between periodic evaluations (at least twice the last one's time)
+    profile: str = "fast"             # the profile the Config's defaults come from ("fast" | "paper")
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ def check_spec(spec: JobSpec, dataset: ImageSet) -> tuple[type[Method], MethodCo
     check_ipc(cls, dataset, spec.ipc)
     if not isinstance(spec.settings, dict):
         raise InvalidInputError("settings must be a mapping of setting name to value")
-    config = cls.Config.from_overrides(dataset.name, dict(spec.settings))
+    config = cls.Config.from_overrides(dataset.name, dict(spec.settings), profile=spec.profile, ipc=spec.ipc)
     steps = spec.steps if spec.steps is not None else int(getattr(cls, "default_steps", 1) or 1)
     _check_steps(steps)
     _check_seed(spec.seed)
@@ -382,7 +383,8 @@ class Job:
         st = self.state()
         rows = self.metrics()
         return {"steps": st.step, "seed": self.spec.seed, "device": self.device.type,
-                "seconds": round(st.elapsed_s, 3), "method_config": self.config.to_dict(), "data_root": None,
+                "seconds": round(st.elapsed_s, 3), "profile": self.config.profile,
+                "method_config": self.config.to_dict(), "data_root": None,
                 "image_size": int(self.dataset.image_shape[-1]), "final_metrics": rows[-1] if rows else {},
                 "source": "app", "status": st.status, "total_steps": self.total_steps}
 

@@ -192,3 +192,37 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return a.shape == b.shape and bool(torch.equal(a, b))
+
+
+def test_uploads_keep_their_original_file_names_per_split_and_in_the_stimuli_manifest(tmp_path):
+    from distill_core import stimuli
+    from distill_core.methods import create_method
+
+    files = _three_classes(prefix="pets/")
+    files["pets/dog/broken.png"] = b"not an image"   # skipped: the names of the others stay aligned
+    data = _zip(files)
+    ds = uploads.dataset_from_zip(data, image_size=12, filename="pets.zip")
+    for split, x, y in (("train", ds.x_train, ds.y_train), ("val", ds.x_val, ds.y_val),
+                        ("test", ds.x_test, ds.y_test)):
+        names = ds.meta[f"{split}_files"]
+        assert len(names) == len(y)
+        for i, name in enumerate(names):
+            cls, stem = name.split("/")
+            assert ds.class_names[int(y[i])] == cls and stem != "broken.png"
+            # the image at position i is the one decoded from that file (same pixels after the same resize)
+            k, j = ("cat", "dog", "fox").index(cls), int(stem.split(".")[0])
+            with Image.open(io.BytesIO(_png(10 * k + j))) as img:
+                expected = np.asarray(img.convert("RGB").resize((12, 12), Image.BICUBIC), dtype=np.float32) / 255
+            assert np.allclose(x[i].permute(1, 2, 0).numpy(), expected, atol=1 / 255 + 1e-6)
+    # kept with the runs and rebuilt: the same names
+    uploads.store_zip_dataset(ds, data, "pets.zip", 12, None, runs_dir=tmp_path)
+    assert uploads.load_stored_dataset(ds.name, tmp_path).meta["train_files"] == ds.meta["train_files"]
+    # the stimuli manifest names each selected real image's file
+    summary = create_method("random", ds, 2, seed=0).summary()
+    items = stimuli.stimuli_from_summary(summary, dataset=ds)
+    with zipfile.ZipFile(io.BytesIO(stimuli.stimulus_zip(items))) as zf:
+        import csv
+        rows = list(csv.DictReader(io.StringIO(zf.read("manifest.csv").decode("utf-8"))))
+    assert len(rows) == 6
+    assert [r["original_file"] for r in rows] == [ds.meta["train_files"][i] for i in summary.meta["indices"]]
+    assert all(r["original_file"].startswith(r["class"] + "/") for r in rows)

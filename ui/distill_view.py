@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from distill_core import exports
+from distill_core import exports, run_warnings
 from distill_core.errors import DistillError
 from distill_core.data import ImageSet
 from distill_core.jobs import (ACTIVE_STATUSES, FAILED, PAUSED, RUNNING, STARTING, Job, JobSpec, JobState,
@@ -23,8 +23,13 @@ from distill_core.jobs import (ACTIVE_STATUSES, FAILED, PAUSED, RUNNING, STARTIN
 from distill_core.limits import LIMITS
 from distill_core.methods import METHODS
 from distill_core.methods.base import Method
+from distill_core.methods.base import config_defaults as base_config_defaults
+from distill_core import profiles
+from distill_core.data import DATASETS
+from distill_core.profiles import PROFILES
+from distill_core.upload_defaults import Sized, is_small_dataset, sized_defaults
 from distill_core.runs import default_runs_dir
-from ui import grid, plots, state
+from ui import grid, labels, plots, state
 from ui.downloads import cached_download, projector_gif
 from ui.errors import describe, strip_server_paths
 
@@ -39,20 +44,93 @@ def method_label(name: str) -> str:
     return f"{name} — {cls.kind}" if cls is not None else name
 
 
-def config_defaults(cls: type[Method], dataset_name: str) -> dict[str, Any]:
-    """The method's default settings for this dataset (Config.for_dataset)."""
+def current_profile() -> str:
+    """The profile chosen on the page ("fast" unless the user picked another)."""
+    value = st.session_state.get(state.KEY_PROFILE)
+    return value if value in PROFILES else "fast"
+
+
+def shown_ipc() -> int | None:
+    value = st.session_state.get(state.KEY_IPC)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    return None
+
+
+def _dataset_or_none(dataset_name: str) -> ImageSet | None:
     try:
-        cfg = cls.Config.for_dataset(dataset_name)
+        return state.resolve_dataset(dataset_name)
+    except Exception:  # noqa: BLE001 - defaults without sizing; Start says why the dataset cannot run
+        return None
+
+
+def page_defaults(cls: type[Method], dataset_name: str, profile: str | None = None, ipc: int | None = None,
+                  dataset: ImageSet | None = None) -> Sized:
+    """The defaults the page shows for a method: its Config for the dataset under the profile and at the IPC
+    (`Config.for_dataset`), and its default steps (the profile's iterations); on an upload or an image folder
+    both sized to the data (`upload_defaults.sized_defaults`, whose notes say what changed)."""
+    profile = profile or current_profile()
+    try:
+        cfg = base_config_defaults(cls.Config, dataset_name, profile, ipc)
     except Exception:  # noqa: BLE001 - a method whose dataset defaults fail still gets its plain defaults
         cfg = cls.Config()
-    return dataclasses.asdict(cfg)
+    values = dataclasses.asdict(cfg)
+    steps = int(cls.default_steps)
+    if cls.kind == "distiller":
+        try:
+            n = profiles.iterations(cls.name, dataset_name, profile, ipc or 1)
+        except Exception:  # noqa: BLE001
+            n = None
+        if n is not None:  # dc/dsa count networks, each matched outer_loop times (profiles' docstring)
+            steps = int(n) * int(values.get("outer_loop") or 1)
+    if not is_small_dataset(dataset_name, list(DATASETS)):
+        return Sized(values, steps)
+    ds = dataset if dataset is not None and dataset.name == dataset_name else _dataset_or_none(dataset_name)
+    if ds is None:
+        return Sized(values, steps)
+    return sized_defaults(values, steps, ds.class_counts(), ipc or 1, distiller=cls.kind == "distiller")
+
+
+def config_defaults(cls: type[Method], dataset_name: str, profile: str | None = None,
+                    ipc: int | None = None) -> dict[str, Any]:
+    """The method's default settings on the page (see `page_defaults`)."""
+    return page_defaults(cls, dataset_name, profile, ipc).settings
+
+
+def default_steps(cls: type[Method], dataset_name: str, profile: str | None = None, ipc: int | None = None) -> int:
+    """The Steps box's default for a method (see `page_defaults`; 1 for a selector)."""
+    return page_defaults(cls, dataset_name, profile, ipc).steps if cls.kind == "distiller" else \
+        int(cls.default_steps)
+
+
+def _setting_widget(cls: type[Method], name: str, default: Any, meta: dict, disabled: bool) -> None:
+    key = state.setting_key(cls.name, name)
+    w = labels.words(cls.name, name)
+    label = w.label if w is not None else name
+    help_text = (w.help if w is not None else meta.get("help") or "") + f" (`{name}`)"
+    choices = (w.options() if w is not None else None) or (list(meta["choices"]) if meta.get("choices") else None)
+    if choices:
+        if st.session_state[key] not in choices:
+            st.session_state[key] = default
+        st.selectbox(label, choices, key=key, disabled=disabled, help=help_text)
+    elif isinstance(default, bool):
+        st.checkbox(label, key=key, disabled=disabled, help=help_text)
+    elif isinstance(default, int):
+        st.number_input(label, key=key, step=1, disabled=disabled, help=help_text)
+    elif isinstance(default, float):
+        st.number_input(label, key=key, format="%g", step=_float_step(default), disabled=disabled,
+                        help=help_text)
+    else:
+        st.text_input(label, key=key, disabled=disabled, help=help_text)
 
 
 def settings_widgets(cls: type[Method], dataset_name: str, disabled: bool) -> None:
-    """One widget per simple Config field, keyed `distill.setting.<method>.<field>`, defaults from the Config
-    (for this dataset). A field whose dataclass metadata has "choices" gets a selectbox, "help" a tooltip.
-    Values the user has not changed follow the defaults when the dataset changes."""
-    defaults = config_defaults(cls, dataset_name)
+    """One widget per simple Config field, keyed `distill.setting.<method>.<field>`, labelled in words
+    (`ui.labels`: a label, a tooltip, choices as a select box), the advanced ones folded under "Advanced";
+    defaults from `page_defaults` (the profile's, for this dataset and IPC, sized to an upload). Values the user
+    has not changed follow the defaults when the dataset, the IPC or the profile changes."""
+    sized = page_defaults(cls, dataset_name, ipc=shown_ipc())
+    defaults = sized.settings
     editable = {k: v for k, v in defaults.items() if isinstance(v, SIMPLE_TYPES)}
     if not editable:
         st.caption("This method has no settings.")
@@ -60,33 +138,59 @@ def settings_widgets(cls: type[Method], dataset_name: str, disabled: bool) -> No
     fields = {f.name: f for f in dataclasses.fields(cls.Config)}
     marker = f"_distill.defaults.{cls.name}"
     previous = st.session_state.get(marker) or {}
-    cols = st.columns(3)
-    for i, (name, default) in enumerate(editable.items()):
+    for name, default in editable.items():
         key = state.setting_key(cls.name, name)
-        meta = fields[name].metadata if name in fields else {}
-        help_text = meta.get("help")
         if key not in st.session_state or (name in previous and st.session_state[key] == previous[name]
                                            and previous[name] != default):
             st.session_state[key] = default
-        with cols[i % 3]:
-            if meta.get("choices"):
-                choices = list(meta["choices"])
-                if st.session_state[key] not in choices:
-                    st.session_state[key] = default
-                st.selectbox(name, choices, key=key, disabled=disabled, help=help_text)
-            elif isinstance(default, bool):
-                st.checkbox(name, key=key, disabled=disabled, help=help_text)
-            elif isinstance(default, int):
-                st.number_input(name, key=key, step=1, disabled=disabled, help=help_text)
-            elif isinstance(default, float):
-                st.number_input(name, key=key, format="%g", step=_float_step(default), disabled=disabled,
-                                help=help_text)
-            else:
-                st.text_input(name, key=key, disabled=disabled, help=help_text)
+    main = [n for n in editable if not (labels.words(cls.name, n) or labels.Words("", "")).advanced]
+    advanced = [n for n in editable if n not in main]
+
+    def draw(names: list[str]) -> None:
+        cols = st.columns(3)
+        for i, name in enumerate(names):
+            meta = fields[name].metadata if name in fields else {}
+            with cols[i % 3]:
+                _setting_widget(cls, name, editable[name], meta, disabled)
+
+    draw(main)
+    if advanced:
+        with st.expander(f"Advanced ({len(advanced)})", icon=":material/settings:"):
+            draw(advanced)
     st.session_state[marker] = dict(editable)
+    if sized.notes:
+        st.caption("Sized to this dataset: " + "; ".join(sized.notes) + ".")
     fixed = [k for k in defaults if k not in editable]
     if fixed:
         st.caption("Fixed here (CLI `--param` to change): " + ", ".join(fixed))
+
+
+PROFILE_WORDS = {"fast": "fast (CPU, minutes)", "paper": "paper (published recipe)"}
+
+
+def profile_label(profile: str) -> str:
+    return PROFILE_WORDS.get(profile, profile)
+
+
+def time_note(method: str, dataset_name: str, ipc: int, steps: int, profile: str | None = None,
+              device_type: str | None = None) -> tuple[str, bool]:
+    """(the expected-time line below the buttons, whether it is a warning). The paper profile on a CPU says so,
+    with the estimate from the fast profile's measured step times as a lower bound (its steps are heavier), and
+    warns like any long run; it also warns when nothing was measured to go by."""
+    from ui.learn import estimate_note
+
+    profile = profile or current_profile()
+    note, warn = estimate_note(method, dataset_name, ipc, steps)
+    if profile != "paper" or METHODS.get(method) is None or METHODS[method].kind != "distiller":
+        return note, warn
+    if device_type is None:
+        from distill_core.device import resolve_device
+
+        device_type = resolve_device("auto").type
+    if device_type != "cpu":
+        return note, warn
+    return (f"Paper profile on a CPU: {note} Its steps are heavier than the fast profile's measured ones, so "
+            f"expect longer still; a GPU is the place for the published recipe."), True
 
 
 def _float_step(value: float) -> float:
@@ -98,17 +202,53 @@ def _float_step(value: float) -> float:
 def reset_settings(method: str) -> None:
     for key in [k for k in st.session_state.keys() if str(k).startswith(state.setting_key(method, ""))]:
         del st.session_state[key]
+    cls = METHODS.get(method)
+    if cls is not None:
+        st.session_state[state.KEY_STEPS] = default_steps(cls, state.selected_dataset_name(), ipc=shown_ipc())
 
 
-def collect_settings(cls: type[Method], dataset_name: str) -> dict[str, Any]:
-    """The settings that differ from the defaults, read from the widgets' keys."""
-    defaults = config_defaults(cls, dataset_name)
+def follow_default_steps(cls: type[Method], dataset_name: str) -> None:
+    """Before the Steps box is drawn: a number of steps the user has not changed follows the default when the
+    dataset, IPC or profile changes (as the settings do)."""
+    marker = "_distill.default_steps"
+    new = default_steps(cls, dataset_name, ipc=shown_ipc())
+    old = st.session_state.get(marker)
+    if isinstance(old, tuple) and old[0] == cls.name and st.session_state.get(state.KEY_STEPS) == old[1] \
+            and old[1] != new:
+        st.session_state[state.KEY_STEPS] = new
+    st.session_state[marker] = (cls.name, new)
+
+
+def on_profile_change() -> None:
+    """A newly chosen profile sets the method's settings and steps to its defaults (what was typed is replaced:
+    the profile is a whole recipe)."""
+    state.clear_message()
+    method = st.session_state.get(state.KEY_METHOD)
+    if method in METHODS:
+        reset_settings(method)
+
+
+def collect_settings(cls: type[Method], dataset_name: str, profile: str | None = None,
+                     ipc: int | None = None) -> dict[str, Any]:
+    """The settings that differ from the page's defaults, read from the widgets' keys (the defaults the job
+    builds itself come from the same profile and IPC, so only these need to travel)."""
+    defaults = page_defaults(cls, dataset_name, profile, ipc).settings
+    plain = base_config_defaults_dict(cls, dataset_name, profile or current_profile(), ipc)
     out: dict[str, Any] = {}
     for name, default in defaults.items():
         key = state.setting_key(cls.name, name)
-        if key in st.session_state and st.session_state[key] != default:
-            out[name] = st.session_state[key]
+        value = st.session_state[key] if key in st.session_state else default
+        if value != plain.get(name, default):
+            out[name] = value
     return out
+
+
+def base_config_defaults_dict(cls: type[Method], dataset_name: str, profile: str, ipc: int | None) -> dict:
+    """The Config's own defaults for the dataset, profile and IPC (what the job starts from before overrides)."""
+    try:
+        return dataclasses.asdict(base_config_defaults(cls.Config, dataset_name, profile, ipc))
+    except Exception:  # noqa: BLE001
+        return dataclasses.asdict(cls.Config())
 
 
 # ---------------------------------------------------------------------------------------------- controls
@@ -136,8 +276,11 @@ def build_spec() -> JobSpec:
     cls = METHODS[method]
     dataset = state.selected_dataset_name()
     steps = _as_int(ss.get(state.KEY_STEPS, cls.default_steps), "steps") if cls.kind == "distiller" else 1
-    return JobSpec(method=method, dataset=dataset, ipc=_as_int(ss.get(state.KEY_IPC, 1), "IPC"), steps=steps,
-                   seed=_as_int(ss.get(state.KEY_SEED, 0), "seed"), settings=collect_settings(cls, dataset))
+    ipc = _as_int(ss.get(state.KEY_IPC, 1), "IPC")
+    profile = current_profile()
+    return JobSpec(method=method, dataset=dataset, ipc=ipc, steps=steps, seed=_as_int(ss.get(state.KEY_SEED, 0),
+                   "seed"), settings=collect_settings(cls, dataset, profile, ipc if ipc >= 1 else None),
+                   profile=profile)
 
 
 def start_problem(dataset: ImageSet | None) -> str | None:
@@ -162,7 +305,7 @@ def on_method_change() -> None:
     state.clear_message()
     cls = METHODS.get(st.session_state.get(state.KEY_METHOD))
     if cls is not None:
-        st.session_state[state.KEY_STEPS] = int(cls.default_steps)
+        st.session_state[state.KEY_STEPS] = default_steps(cls, state.selected_dataset_name(), ipc=shown_ipc())
 
 
 def on_start() -> None:
@@ -174,7 +317,7 @@ def on_start() -> None:
         state.start_job(spec, dataset)
         steps = f", {spec.steps:,} steps" if METHODS[spec.method].kind == "distiller" else ""
         state.set_message("info", f"Started {spec.method} on {spec.dataset}, IPC {spec.ipc}{steps}, "
-                                  f"seed {spec.seed}.")
+                                  f"seed {spec.seed}, {spec.profile} profile.")
     except Exception as exc:  # noqa: BLE001 - one clear message, never a traceback
         state.set_message("error", describe(exc))
 
@@ -230,6 +373,8 @@ def fmt_seconds(seconds: float | None) -> str:
 
 def progress_text(s: JobState) -> str:
     parts = [f"{s.status}", f"step {s.step:,} / {s.total_steps:,}"]
+    if s.kind == "distiller":
+        parts.append(f"{getattr(s.spec, 'profile', 'fast')} profile")
     if s.steps_per_s > 0:
         parts.append(f"{s.steps_per_s:.1f} steps/s")
     if s.status in ACTIVE_STATUSES:
@@ -259,6 +404,16 @@ def accuracy_reference(s: JobState) -> dict[str, float]:
                                     dataset=_job_dataset(s))
     except Exception:  # noqa: BLE001 - a reference line is a nicety
         return {}
+
+
+def overfitting_text(s: JobState) -> str | None:
+    """The overfitting warning for a job's evaluations and logged losses (`run_warnings.overfitting_warning`)."""
+    ds = _job_dataset(s)
+    n_test = len(ds.y_test) if ds is not None else 10_000
+    try:
+        return run_warnings.overfitting_warning(s.accuracy, s.metrics, n_test)
+    except Exception:  # noqa: BLE001 - a warning must never break the live view
+        return None
 
 
 def _job_dataset(s: JobState):
@@ -311,6 +466,9 @@ def _curves(s: JobState, cols) -> None:
         fig = plots.accuracy_figure(s.accuracy, references=accuracy_reference(s))
         if fig is not None:
             st.plotly_chart(fig, key="distill.acc", config={"displayModeBar": False})
+        warning = overfitting_text(s)
+        if warning:
+            st.warning(warning, icon=":material/trending_down:")
     with cols[1]:
         for name, fig in (("loss", plots.loss_figure(s.metrics)), ("other", plots.other_metrics_figure(s.metrics))):
             if fig is not None:

@@ -10,6 +10,7 @@ Keys in `st.session_state` (other pages, the upload feature and the tests read a
 | `distill.ipc`                         | int                  | images per class                                      |
 | `distill.steps`                       | int                  | optimisation steps (distillers)                       |
 | `distill.seed`                        | int                  | seed                                                  |
+| `distill.profile`                     | str                  | settings profile, "fast" or "paper" (`distill_core.profiles.PROFILES`) |
 | `distill.setting.<method>.<field>`    | int/float/bool/str   | one field of the method's Config (see `setting_key`)  |
 | `distill.preset`                      | dict                 | a pending preset, applied before the next run's widgets (see `request_preset`) |
 | `distill.message`                     | (level, text)        | the last message of a distill-page button (error/success), shown until the next action |
@@ -46,6 +47,7 @@ KEY_METHOD = "distill.method"
 KEY_IPC = "distill.ipc"
 KEY_STEPS = "distill.steps"
 KEY_SEED = "distill.seed"
+KEY_PROFILE = "distill.profile"
 KEY_PRESET = "distill.preset"
 KEY_MESSAGE = "distill.message"
 KEY_LIBRARY_SELECTED = "library.selected"
@@ -54,7 +56,8 @@ KEY_TOKEN = "distill.token"
 SETTING_PREFIX = "distill.setting."
 QUERY_RUN = "run"   # the URL query parameter holding the job token
 
-PERSISTENT_KEYS = (KEY_DATASET, KEY_METHOD, KEY_IPC, KEY_STEPS, KEY_SEED, KEY_LIBRARY_SELECTED, KEY_PRESENT)
+PERSISTENT_KEYS = (KEY_DATASET, KEY_METHOD, KEY_IPC, KEY_STEPS, KEY_SEED, KEY_PROFILE, KEY_LIBRARY_SELECTED,
+                   KEY_PRESENT)
 PERSISTENT_PREFIXES = (SETTING_PREFIX,)
 
 DEFAULT_DATASET = "digits"
@@ -298,6 +301,7 @@ def apply_pending_preset() -> dict[str, Any] | None:
     method = preset.get("method")
     if method:
         st.session_state[KEY_METHOD] = method
+    st.session_state[KEY_PROFILE] = preset.get("profile") or "fast"  # a preset's settings are a fast recipe
     for field, key in (("ipc", KEY_IPC), ("steps", KEY_STEPS), ("seed", KEY_SEED)):
         if preset.get(field) is not None:
             st.session_state[key] = preset[field]
