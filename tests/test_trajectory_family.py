@@ -139,6 +139,7 @@ def test_graph_memory_does_not_grow_with_the_steps(digits):
     assert ours(16) < unrolled(16) / 5
 
 
+@pytest.mark.slow
 def test_tesla_with_hard_labels_makes_mtts_updates(digits, experts_dir):
     runs = {}
     for name, extra in (("mtt", {}), ("tesla", {"soft_labels": False})):
