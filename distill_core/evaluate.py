@@ -15,6 +15,7 @@ read by one function, `eval_policy(method, dataset, protocol)`:
 | summary of | augmentation | epochs (paper / quick) | lr | why |
 |---|---|---|---|---|
 | dsa, dm, mtt | DSA (no flip on digit sets) | 1000 / 200 | mtt: its learned `syn_lr` | their authors' code |
+| idm, tesla, datm | DSA (no flip on digit sets) | 1000 / 200 | tesla, datm: learned `syn_lr` | their authors' code |
 | dc on mnist, mnist-5k | DC's crop/scale/rotate | 1000 / 200 | 0.01 | DC's code augments MNIST only |
 | dc elsewhere (e.g. fashion-mnist) | none | 300 / 150 | 0.01 | DC's code |
 | kip, ls (kernel images) | none | 300 / 150 | 0.01 | the KIP paper trains networks on its images plainly |
@@ -22,7 +23,8 @@ read by one function, `eval_policy(method, dataset, protocol)`:
 
 Labels: hard labels train with cross-entropy; soft labels of kernel methods (KIP's and Label Solve's centred
 regression targets) with mean-squared error, as the KIP paper does; other soft labels with soft cross-entropy
-(KL divergence to the targets, as DD-Ranking does). `label_loss` forces one; the record states which was used.
+(KL divergence to the targets, as DD-Ranking does; tesla's and datm's learned labels by name, `SOFT_LABEL_LOSS`).
+`label_loss` forces one; the record states which was used.
 """
 from __future__ import annotations
 
@@ -90,6 +92,8 @@ class AugmentRule:
 AUGMENT_RULES: tuple[AugmentRule, ...] = (
     AugmentRule(("dsa", "dm", "mtt"), "dsa", None,
                 "DSA, DM and MTT train their evaluation networks with DSA augmentation (their authors' code)"),
+    AugmentRule(("idm", "tesla", "datm"), "dsa", None,
+                "IDM, TESLA and DATM train their evaluation networks with DSA augmentation (their authors' code)"),
     AugmentRule(("dc",), "dc", ("mnist", "mnist-5k"),
                 "DC's code (get_daparam) trains networks on its MNIST images with crop/scale/rotate"),
 )
@@ -102,7 +106,12 @@ NO_AUGMENT_WHY: dict[str, str] = {
 }
 NO_AUGMENT_DEFAULT = "real images (selectors): trained plainly, as the field's coreset baselines are"
 # Methods whose summaries carry a learned training learning rate in meta[key] (MTT's code evaluates with it).
-LEARNED_LR: dict[str, str] = {"mtt": "syn_lr"}
+LEARNED_LR: dict[str, str] = {"mtt": "syn_lr", "tesla": "syn_lr", "datm": "syn_lr"}
+# The loss each method's learned soft labels are trained on, when the method names one (others: see eval_policy).
+SOFT_LABEL_LOSS: dict[str, str] = {
+    "tesla": "soft_ce",  # TESLA's code: cross-entropy to the soft labels' probabilities
+    "datm": "soft_ce",   # DATM's code: SoftCrossEntropy to softmax(learned label logits)
+}
 # Methods whose soft labels are kernel-regression targets (centred one-hot, learned or solved): fitted with MSE.
 KERNEL_LABEL_METHODS = frozenset({"kip", "ls"})
 
@@ -136,7 +145,7 @@ def eval_policy(method: str, dataset: str, protocol: str = "quick") -> EvalPolic
             aug, why = rule.augmentation, rule.why
             break
     epochs = proto.epochs_augmented if aug != "none" else proto.epochs
-    soft = "mse" if method in KERNEL_LABEL_METHODS else "soft_ce"
+    soft = SOFT_LABEL_LOSS.get(method, "mse" if method in KERNEL_LABEL_METHODS else "soft_ce")
     return EvalPolicy(method, dataset, protocol, aug, epochs, LEARNED_LR.get(method), soft, why)
 
 
@@ -196,6 +205,9 @@ def resolve_label_loss(label_loss: str, summary: Summary) -> str:
         return label_loss
     if not summary.soft:
         return "ce"
+    if summary.method in SOFT_LABEL_LOSS and (SOFT_LABEL_LOSS[summary.method] != "soft_ce"
+                                              or _is_distribution(summary.labels.float())):
+        return SOFT_LABEL_LOSS[summary.method]
     if summary.method in KERNEL_LABEL_METHODS or not _is_distribution(summary.labels.float()):
         return "mse"
     return "soft_ce"

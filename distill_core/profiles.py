@@ -29,7 +29,7 @@ PROFILES = ("fast", "paper")
 FAMILIES = ("small", "grey28", "colour32")
 GROUPS = {"digits": "small", "mnist-5k": "grey28", "mnist": "grey28", "fashion-mnist": "grey28",
           "kmnist": "grey28", "cifar10": "colour32", "cifar100": "colour32", "svhn": "colour32"}
-DISTILLERS = ("kip", "dm", "dc", "dsa", "mtt")
+DISTILLERS = ("kip", "dm", "dc", "dsa", "mtt", "idm", "tesla", "datm")
 
 
 def dataset_family(dataset_name: str) -> str:
@@ -100,6 +100,73 @@ BY_SIZE_NOTE = ("; 0 = by image size (`models.default_depth`: 3 up to 32 px, 4 a
                 "Tiny-ImageNet)")
 GM_LOOPS = ((1, 1), (10, 10), (20, 20), (30, 30), (40, 40), (50, 50))
 
+IDM_PAPER = "IDM code (uitrbn/IDM IDM_cifar10.py, command.txt)"
+TESLA_PAPER = "TESLA code (justincui03/tesla distill.py); its CIFAR recipes are MTT's"
+DATM_PAPER = "DATM code (NUS-HPC-AI-Lab/DATM configs/CIFAR-10/ConvIN)"
+DATM_WINDOW_NOTE = "fast: an early window at IPC 1, widening at 10, later at 50 (experts of 6 epochs)"
+
+T_ROWS: tuple[Row, ...] = (
+    # ------------------------------------------------------------------------------------------------------ idm
+    Row(("idm",), "iterations", ByIPC(((10, 200), (50, 150))), 20000, IDM_PAPER + ": Iteration 20000"),
+    Row(("idm",), "width", Fam(64, 32, 128), 128, IDM_PAPER + ": ConvNet-3, 128 channels"),
+    Row(("idm",), "lr", 0.2, 0.2, IDM_PAPER + ": lr_img 0.2, SGD momentum 0.5"),
+    Row(("idm",), "batch_real", Fam(64, 64, 128), ByIPC(((1, 5000), (50, 256))),
+        IDM_PAPER + ": batch_real 5000 at IPC 1, 256 otherwise (per class)"),
+    Row(("idm",), "factor", Fam(1, 2, 2), Fam(1, 2, 2),
+        IDM_PAPER + ": --aug, 2×2 partitions (8×8 digits: none, a 4×4 part holds no digit)"),
+    Row(("idm",), "num_nets", Fam(10, 10, 20), 100, IDM_PAPER + ": net_num 100"),
+    Row(("idm",), "net_interval", ByIPC(((1, 5), (50, 10))), ByIPC(((1, 5), (50, 30))),
+        IDM_PAPER + ": net_generate_interval 5 at IPC 1, 30 otherwise"),
+    Row(("idm",), "train_nets", 1, 2, IDM_PAPER + ": fetch_net_num 2 (networks trained per iteration)"),
+    Row(("idm",), "net_train_steps", 2, 10, IDM_PAPER + ": model_train_steps 10"),
+    Row(("idm",), "net_batch", 64, 256, IDM_PAPER + ": trained_bs 256"),
+    Row(("idm",), "lr_net", 0.01, 0.01, IDM_PAPER + ": lr_net 0.01, momentum 0.9, weight decay 5e-4"),
+    Row(("idm",), "ce_weight", ByIPC(((10, 0.5), (50, 0.1))), ByIPC(((10, 0.5), (50, 0.1))),
+        IDM_PAPER + ": ce_weight 0.5 at IPC 1/10, 0.1 at 50 (CIFAR-10)"),
+    Row(("idm",), "init", "real", "real", IDM_PAPER),
+    Row(("idm",), "dsa", True, True, IDM_PAPER + ": DSA on both sets"),
+    # ------------------------------------------------------------------------------------------- tesla, datm
+    Row(("tesla",), "iterations", 200, 5000, TESLA_PAPER + ": MTT's Iteration 5000"),
+    Row(("datm",), "iterations", 200, 10000, DATM_PAPER + ": Iteration 10000"),
+    Row(("tesla", "datm"), "width", Fam(64, 32, 128), 128, "ConvNet-3, 128 channels (both papers)"),
+    Row(("tesla", "datm"), "depth", Fam(2, 3, 3), Fam(2, 3, 3), "ConvNet-3" + SMALL_NOTE),
+    Row(("tesla",), "lr", 100.0, 1000.0, TESLA_PAPER + ": lr_img 1000"),
+    Row(("datm",), "lr", 100.0, ByIPC(((10, 100.0), (50, 1000.0))), DATM_PAPER + ": lr_img 100 at IPC 1/10, 1000 at 50"),
+    Row(("tesla", "datm"), "lr_teacher", Fam(0.05, 0.05, 0.01), 0.01, "experts' lr and the student's start (both)"),
+    Row(("tesla", "datm"), "lr_lr", 0.01, 0.01,
+        "Adam on the log learning rate here (as mtt); the papers' SGD on the rate (1e-7 to 1e-5) does not transfer"),
+    Row(("tesla",), "syn_steps", Fam(20, 20, 30), ByIPC(((1, 50), (10, 30), (50, 30))), TESLA_PAPER),
+    Row(("datm",), "syn_steps", Fam(20, 20, 30), 80, DATM_PAPER + ": syn_steps 80"),
+    Row(("tesla", "datm"), "expert_epochs", 2, 2, "expert_epochs 2 (both)"),
+    Row(("tesla",), "max_start_epoch", Fam(4, 4, 10), ByIPC(((1, 2), (10, 20), (50, 40))), TESLA_PAPER),
+    Row(("tesla",), "batch_syn", Fam(20, 20, 0), ByIPC(((1, 0), (10, 100), (50, 100))),
+        TESLA_PAPER + ": mini-batches where the set is large"),
+    Row(("datm",), "batch_syn", Fam(20, 20, 0), ByIPC(((1, 0), (10, 100), (50, 500))),
+        DATM_PAPER + ": batch_syn 1000 (all) at IPC 1, 100 at 10, 500 at 50"),
+    Row(("tesla", "datm"), "num_experts", Fam(2, 2, 5), 100, "100 experts (both, as MTT)"),
+    Row(("tesla", "datm"), "expert_train_epochs", Fam(6, 6, 15), 50, "50 epochs each (both, as MTT)"),
+    Row(("tesla", "datm"), "dsa", True, True, "DSA in the experts and the student (both)"),
+    Row(("tesla", "datm"), "soft_labels", True, True, "learned soft labels from the experts' logits"),
+    Row(("tesla",), "lr_label", 2.0, 2.0, "TESLA does not learn its labels; DATM's lr_y 2 is used"),
+    Row(("datm",), "lr_label", ByIPC(((1, 5.0), (50, 2.0))), ByIPC(((1, 5.0), (50, 2.0))),
+        DATM_PAPER + ": lr_y 5 at IPC 1, 2 at 10/50"),
+    Row(("tesla", "datm"), "momentum_label", 0.9, 0.9, DATM_PAPER + ": Momentum_y 0.9"),
+    Row(("tesla", "datm"), "exact", True, True, "the exact gradient (= MTT's); False: TESLA's first-order one"),
+    Row(("datm",), "min_start_epoch", ByIPC(((10, 0), (50, 1))), 0, DATM_PAPER + ": min_start_epoch 0 up to IPC 50"
+        "; " + DATM_WINDOW_NOTE),
+    Row(("datm",), "current_max_start_epoch", ByIPC(((1, 0), (10, 2), (50, 3))), ByIPC(((1, 0), (10, 10), (50, 20))),
+        DATM_PAPER + ": 10 at IPC 10, 20 at 50; IPC 1 has no growing window"),
+    Row(("datm",), "max_start_epoch", Fam(ByIPC(((1, 2), (10, 4), (50, 5))), ByIPC(((1, 2), (10, 4), (50, 5))),
+                                          ByIPC(((1, 4), (10, 10), (50, 13)))),
+        ByIPC(((1, 4), (10, 20), (50, 40))), DATM_PAPER + ": 4 at IPC 1, 20 at 10, 40 at 50"),
+    Row(("datm",), "expansion_end", ByIPC(((1, 0), (10, 100), (50, 100))), ByIPC(((1, 0), (10, 1000), (50, 2000))),
+        DATM_PAPER + ": expansion_end_epoch (iterations) 1000 at IPC 10, 2000 at 50"),
+    Row(("datm",), "threshold", ByIPC(((1, 1.1), (50, 1.0))), ByIPC(((1, 1.1), (50, 1.0))),
+        DATM_PAPER + ": threshold 1.1 at IPC 1, 1.0 at 10/50"),
+    Row(("datm",), "init", "real", "real", DATM_PAPER + ": samples_predicted_correctly"),
+    Row(("datm",), "init_correct", True, True, DATM_PAPER + ": samples_predicted_correctly"),
+)
+
 TABLE: tuple[Row, ...] = (
     # ------------------------------------------------------------------------------------------------------ kip
     Row(("kip",), "iterations", 1000, 1000, KIP_PAPER + ": ~1000 steps for convergence"),
@@ -152,6 +219,8 @@ TABLE: tuple[Row, ...] = (
     Row(("mtt",), "num_experts", Fam(2, 2, 5), 100, MTT_PAPER + ": 100 experts"),
     Row(("mtt",), "expert_train_epochs", Fam(6, 6, 15), 50, MTT_PAPER + ": 50 epochs each"),
     Row(("mtt",), "dsa", True, True, MTT_PAPER + ": DSA in the experts and the student"),
+    # ------------------------------------------------------------------------- idm, tesla, datm (engineer T)
+    *T_ROWS,
 )
 
 
