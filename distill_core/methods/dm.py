@@ -60,6 +60,7 @@ class DMConfig(DistillerConfig):
     lr: float = 1.0
     batch_real: int = 64       # real images per class per step
     dsa: bool = True           # siamese augmentation of both sets
+    class_batch: int = 0       # classes per forward/backward pass (0: all, or as many as fit in the device's memory)
 
 
 @register_method
@@ -73,18 +74,34 @@ class DistributionMatching(SyntheticImages):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.augment = SiameseAugment.for_dataset(self.dataset.name) if self.config.dsa else None
+        from ..memory import DatasetShape, classes_per_pass
 
-    def _step(self) -> dict[str, float]:
+        self.class_batch = classes_per_pass(DatasetShape.of(self.dataset), self.ipc, self.config, self.device)
+
+    def _step(self) -> dict[str, Any]:
         c = self.dataset.num_classes
         net = self.fresh_network()
         net.requires_grad_(False)
         x_real, y_real = self.real_batches(self.config.batch_real)
-        x_syn = self.images
+        draw = None
         if self.augment is not None:  # one draw per class, shared by that class's real and synthetic images
-            draw = self.augment.draw(self.generator, groups=c)
-            x_real, x_syn = draw(x_real, y_real.cpu()), draw(x_syn, self.labels.cpu())
-        loss = dm_loss(net, x_real, x_syn, c, CPU_CHUNK if self.device.type == "cpu" else 0)
+            draw = self.augment.draw(self.generator, groups=c).to(self.device)
+            x_real = draw(x_real, y_real)
+        chunk = CPU_CHUNK if self.device.type == "cpu" else 0
         self.opt_images.zero_grad(set_to_none=True)
-        loss.backward()
+        n_real, per = len(x_real) // c, self.class_batch
+        total = None
+        # the loss is a sum over classes, so passes over slices of classes add up to the one-pass gradient
+        for lo in range(0, c, per):
+            hi = min(c, lo + per)
+            x_syn = self.images[lo * self.ipc:hi * self.ipc]
+            if draw is not None:
+                x_syn = draw(x_syn, self.labels[lo * self.ipc:hi * self.ipc])
+            loss = dm_loss(net, x_real[lo * n_real:hi * n_real], x_syn, hi - lo, chunk)
+            loss.backward()
+            total = loss.detach() if total is None else total + loss.detach()
         self.opt_images.step()
-        return {"loss": float(loss.detach())}
+        return {"loss": total}  # a tensor: read when a log row is due, not every step
+
+    def summary_meta(self) -> dict[str, Any]:
+        return {"class_batch": self.class_batch} if self.class_batch < self.dataset.num_classes else {}
