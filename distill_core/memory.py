@@ -142,7 +142,7 @@ def _dm(shape: DatasetShape, ipc: int, config: Any, device: torch.device) -> Mem
     net = convnet_counts(shape, width, depth, classifier=False)
     c, img = shape.num_classes, shape.pixels
     n_real = min(int(_cfg(config, "batch_real", 64)), shape.num_train // max(1, c))
-    per_pass = classes_per_pass(shape, ipc, config, device)
+    per_pass = min(c, int(_cfg(config, "class_batch", 0)) or c)  # 0: all classes in one pass
     syn = per_pass * ipc
     real_pass = c * n_real if device.type != "cpu" else min(c * n_real, 32)  # the CPU slices the real pass
     est = MemoryEstimate("dm", device.type)
@@ -150,7 +150,7 @@ def _dm(shape: DatasetShape, ipc: int, config: Any, device: torch.device) -> Mem
     est.parts["images"] = _images_part(shape, ipc, 1)
     est.parts["real batch"] = c * n_real * img * FLOAT * (2 if dsa else 1)
     saved = syn * (net.saved + (AUGMENT_SAVED * img if dsa else 0)) * FLOAT
-    est.parts["activations"] = int(max(saved + 2 * syn * net.widest * FLOAT, 2 * real_pass * net.widest * FLOAT))
+    est.parts["activations"] = int(max(saved + syn * net.widest * FLOAT, 2 * real_pass * net.widest * FLOAT))
     est.parts["network"] = net.params * FLOAT
     if per_pass < c:
         est.notes.append(f"{per_pass} classes per pass")
@@ -368,3 +368,15 @@ class _Override:
         if self._config is None:
             raise AttributeError(name)
         return getattr(self._config, name)
+
+
+def plan(method: str, dataset: Any, ipc: int, config: Any, device: str | torch.device) -> MemoryEstimate:
+    """The estimate of a run as it would start: with the settings a method picks by memory when it starts (mtt's
+    `batch_syn`, dm's classes per pass) — without building the method or touching the device's memory."""
+    dev = torch.device(device)
+    shape = DatasetShape.of(dataset)
+    if method == "mtt" and config is not None and int(getattr(config, "batch_syn", 0)) <= 0:
+        config = _Override(config, {"batch_syn": fitting_batch_syn(shape, ipc, config, dev)})
+    if method == "dm" and config is not None:
+        config = _Override(config, {"class_batch": classes_per_pass(shape, ipc, config, dev)})
+    return estimate(method, shape, ipc, config, dev)
