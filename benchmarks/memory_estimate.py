@@ -34,6 +34,10 @@ CASES: dict[str, tuple[str, str, int, dict]] = {
                                       "expert_train_epochs": 2, "max_start_epoch": 1, "expert_epochs": 1}),
     "mtt-10": ("mtt", "mnist-5k", 10, {"width": 32, "syn_steps": 10, "batch_syn": 100, "num_experts": 1,
                                        "expert_train_epochs": 2, "max_start_epoch": 1, "expert_epochs": 1}),
+    "mtt-10-checkpoint": ("mtt", "mnist-5k", 10, {"width": 32, "syn_steps": 10, "batch_syn": 100, "num_experts": 1,
+                                                  "expert_train_epochs": 2, "max_start_epoch": 1, "expert_epochs": 1,
+                                                  "checkpoint": True}),
+    "dm-50-sliced": ("dm", "mnist-5k", 50, {"width": 64, "batch_real": 64, "class_batch": 2}),
     "kip-10": ("kip", "mnist-5k", 10, {"target_batch": 1000}),
     "kip-50": ("kip", "mnist-5k", 50, {"target_batch": 1000}),
 }
@@ -111,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         for case in args.cases:
             rows.append(measure(case, args.device, experts))
             r = rows[-1]
-            if not args.json:
-                print(f"{case:<8} estimate {r['estimate'] / 2**20:8.1f} MB  measured {r['measured'] / 2**20:8.1f} MB  "
-                      f"estimate/measured {r['ratio']:.2f}", flush=True)
+            line = (f"{case:<18} estimate {r['estimate'] / 2**20:8.1f} MB  measured {r['measured'] / 2**20:8.1f} MB  "
+                    f"estimate/measured {r['ratio']:.2f}")
+            print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
     if args.json:
         print(json.dumps({"device": args.device, "rows": rows}))
     return 0
