@@ -150,6 +150,15 @@ def test_a_run_that_cannot_fit_is_refused_with_one_message():
     memory.check_fits(estimate("dm", CIFAR10, 1, get_method("dm").Config()), 8 * GB)
 
 
+def test_a_built_method_is_checked_with_the_settings_it_chose(digits, monkeypatch):
+    m = create_method("dm", digits, 2, seed=0, overrides={"width": 8, "class_batch": 4})
+    est = memory.check_method_fits(m)
+    assert est.notes == ["4 classes per pass"] and est.total == estimate_peak_bytes("dm", digits, 2, m.config)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: est.total // 2)
+    with pytest.raises(InvalidInputError, match="lower batch_real or class_batch"):
+        memory.check_method_fits(m)
+
+
 def test_cli_dry_run_prints_the_estimate_and_does_nothing(capsys, tmp_path):
     out = tmp_path / "run"
     assert main(["distill", "--dataset", "digits", "--method", "mtt", "--ipc", "10", "--dry-run", "--json",
@@ -172,3 +181,21 @@ def test_cli_refuses_a_run_that_cannot_fit_before_any_work(capsys, tmp_path, mon
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "needs about" in err and "available on cpu" in err and not out.exists()
+
+
+def _can_measure() -> bool:
+    import os
+
+    return os.path.exists("/proc/self/clear_refs") and os.access("/proc/self/clear_refs", os.W_OK)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _can_measure(), reason="measuring a process's peak needs Linux's /proc/self/clear_refs")
+@pytest.mark.parametrize("case", ["dm-10", "kip-10"])
+def test_the_estimate_is_within_a_quarter_of_the_measured_peak(case):
+    """A fresh process measures its peak resident memory around two steps (benchmarks/memory_estimate.py)."""
+    from benchmarks.memory_estimate import measure
+
+    row = measure(case)
+    assert row["measured"] > 5 * 2**20
+    assert 0.75 < row["ratio"] < 1.25, row
