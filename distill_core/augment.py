@@ -83,16 +83,24 @@ class AugmentDraw:
     def __call__(self, x: torch.Tensor, group: torch.Tensor | None = None) -> torch.Tensor:
         return self.apply(x, group)
 
+    def to(self, device: torch.device) -> "AugmentDraw":
+        """The same draw with its parameters on `device` (queued copies from pinned memory on CUDA, so a hot loop
+        does not wait for the device); `group` indices passed to `apply` should then live there too."""
+        from .device import to_device
+
+        return AugmentDraw(self.families, {k: to_device(v, device) for k, v in self.params.items()}, self.groups)
+
     def apply(self, x: torch.Tensor, group: torch.Tensor | None = None) -> torch.Tensor:
         """Transform a batch N×C×H×W (differentiably)."""
+        where = next(iter(self.params.values())).device if self.params else torch.device("cpu")
         if group is None:
             if self.groups == 1:
-                group = torch.zeros(len(x), dtype=torch.long)
+                group = torch.zeros(len(x), dtype=torch.long, device=where)
             elif self.groups == len(x):
-                group = torch.arange(len(x))
+                group = torch.arange(len(x), device=where)
             else:
                 raise ValueError(f"a draw of {self.groups} groups needs `group` for a batch of {len(x)}")
-        group = group.to(device="cpu", dtype=torch.long)
+        group = group.to(device=where, dtype=torch.long)
         for fam in self.families:
             p = {k.split(".", 1)[1]: v[group].to(x.device, x.dtype)
                  for k, v in self.params.items() if k.startswith(fam + ".")}

@@ -122,6 +122,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
         dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download,
                                image_size=args.image_size, zca=args.zca)
         params = _parse_params(args.param, args.lr)
+        if _memory_check(args, dataset, device, params):
+            return 0
         method = create_method(args.method, dataset, args.ipc, seed=args.seed, device=device, overrides=params,
                                profile=args.profile)
         steps = args.steps if args.steps is not None else default_steps(method)
@@ -190,6 +192,44 @@ def cmd_distill(args: argparse.Namespace) -> int:
                  f"{100 * result.acc_mean:.2f}% ± {100 * result.acc_std:.2f}")
     _emit(args, payload, text)
     return 0
+
+
+def _memory_check(args: argparse.Namespace, dataset: Any, device: Any, params: dict[str, Any]) -> bool:
+    """Estimate the run's peak memory before any work. --dry-run: print it (and the expected time) and return True;
+    otherwise refuse, with one clear message, a run that cannot fit in the device's available memory."""
+    from . import profiles
+    from .estimates import describe_seconds, estimate_seconds
+    from .memory import available_bytes, check_fits, format_bytes, plan
+    from .methods import get_method
+    from .methods.base import check_ipc
+
+    cls = get_method(args.method)
+    check_ipc(cls, dataset, args.ipc)
+    config = cls.Config.from_overrides(dataset.name, params, profile=args.profile, ipc=args.ipc)
+    est = plan(args.method, dataset, args.ipc, config, device)
+    available = available_bytes(device)
+    if not args.dry_run:
+        check_fits(est, available)
+        return False
+    steps = args.steps
+    if steps is None:
+        steps = profiles.iterations(args.method, dataset.name, args.profile, args.ipc) or cls.default_steps
+        if args.method in ("dc", "dsa"):  # iterations count networks there, each matched outer_loop times
+            steps *= int(getattr(config, "outer_loop", 0) or profiles.by_ipc(args.method, "outer_loop", dataset.name,
+                                                                              args.profile, args.ipc))
+    c, h, w = dataset.image_shape
+    seconds = estimate_seconds(args.method, dataset.name, args.ipc, steps, cls.kind, pixels=c * h * w) \
+        if device.type == "cpu" else None  # measured on a CPU
+    fits = available is None or est.total <= 0.9 * available
+    payload = {"method": args.method, "dataset": dataset.name, "ipc": args.ipc, "steps": steps, "device": device.type,
+               "profile": args.profile, "dry_run": True, "memory": est.to_dict(), "available_bytes": available,
+               "fits": fits, "seconds_estimate": seconds}
+    text = est.describe() + f"\navailable: {format_bytes(available) if available is not None else 'unknown'}" \
+        f" ({'fits' if fits else 'does not fit'}); {steps} step{'' if steps == 1 else 's'}"
+    if seconds is not None:
+        text += f", expected time on this CPU: {describe_seconds(seconds)}"
+    _emit(args, payload, text)
+    return True
 
 
 def _show_expert_training(method: Any) -> None:
@@ -450,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot-budget-mb", type=float, default=LIMITS.snapshot_budget_mb,
                    help="most MB the snapshots may take (float16); fewer are kept, evenly spaced, the last always, "
                         "when more would not fit (default %(default)g)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the run's estimated peak memory (and expected time) and exit without distilling")
     common(p)
     p.set_defaults(func=cmd_distill)
 

@@ -10,10 +10,14 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from .device import materialize
 from .errors import InvalidInputError
 from .limits import LIMITS
 from .methods.base import Method
 from .summary import Summary
+
+
+SYNC_EVERY = 20  # off the CPU, metrics are read from the device every this many steps (and at snapshots, the end)
 
 
 class SnapshotHistory:
@@ -30,6 +34,10 @@ class SnapshotHistory:
         self.stride = 1
         self.steps: list[int] = []
         self.images: list[torch.Tensor] = []
+
+    def due(self, step: int, force: bool = False) -> bool:
+        """Whether `offer` at `step` would record (so the caller builds the images only then)."""
+        return force or step % self.stride == 0
 
     def offer(self, step: int, images: torch.Tensor, force: bool = False) -> bool:
         """Record `images` at `step` if the stride says so (or force); returns True when recorded."""
@@ -80,6 +88,7 @@ class DistillRun:
     steps: int
     snapshot_capacity: int = 64
     log_every: int = 1
+    sync_every: int = 0   # steps between reads of the metrics from the device (0: 1 on a CPU, SYNC_EVERY elsewhere)
     metrics: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -91,6 +100,9 @@ class DistillRun:
         if not self.method.iterative:
             self.steps = 1  # a selector does its work in one step
         self.snapshots = SnapshotHistory(self.snapshot_capacity)
+        if self.sync_every < 1:
+            self.sync_every = 1 if self.method.device.type == "cpu" else SYNC_EVERY
+        self._pending: list[dict[str, Any]] = []  # log rows whose metrics are still tensors on the device
 
     @property
     def step_index(self) -> int:
@@ -101,28 +113,57 @@ class DistillRun:
         return self.method.steps_done >= self.steps
 
     def summary(self) -> Summary:
+        """The method's summary now (pending metric rows are read first, so `metrics` is complete with it)."""
+        self.flush_metrics()
         return self.method.summary()
 
-    def step_once(self, callbacks: Callbacks | None = None) -> dict[str, float]:
-        """Advance one step, record metrics and maybe a snapshot, fire callbacks."""
+    def step_once(self, callbacks: Callbacks | None = None) -> dict[str, Any]:
+        """Advance one step, record metrics and maybe a snapshot, fire callbacks.
+
+        The step does not wait for the device: its metrics stay tensors until a read is due (every `sync_every`
+        steps, at a snapshot and at the end), when all pending rows are read at once and checked for NaN. Returns
+        this step's metrics — floats when they were read now, else as the method left them. `on_step` receives
+        the floats when read, an empty dict otherwise.
+        """
         cb = callbacks or Callbacks()
         if self.method.iterative and self.method.steps_done == 0 and not len(self.snapshots):
             self.snapshots.offer(0, self.method.summary().images, force=True)
         t0 = time.perf_counter()
-        metrics = self.method.step()
+        metrics = self.method.step(sync=False)
         self.seconds += time.perf_counter() - t0
         step = self.method.steps_done
-        bad = [k for k, v in metrics.items() if isinstance(v, float) and v != v]
-        if bad:
-            raise InvalidInputError(f"the optimisation diverged at step {step} ({', '.join(bad)} became NaN); "
-                                    f"try a smaller learning rate")
-        if step % self.log_every == 0 or step == self.steps:
-            self.metrics.append({"step": step, "seconds": round(self.seconds, 4), **metrics})
+        last = step == self.steps
+        if step % self.log_every == 0 or last:
+            self._pending.append({"step": step, "seconds": round(self.seconds, 4), **metrics})
+        snapshot_due = self.snapshots.due(step, force=last)
+        read = snapshot_due or last or step % self.sync_every == 0 or not self.method.iterative
+        if read:
+            metrics = self.flush_metrics(step, metrics)
         if cb.on_step:
-            cb.on_step(self, metrics)
-        if self.snapshots.offer(step, self.method.summary().images, force=(step == self.steps)) and cb.on_snapshot:
+            cb.on_step(self, metrics if read else {})
+        if snapshot_due and self.snapshots.offer(step, self.method.summary().images, force=last) and cb.on_snapshot:
             cb.on_snapshot(self, step)
         return metrics
+
+    def flush_metrics(self, step: int | None = None, current: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Read every pending log row from the device (one transfer per row), check for NaN, append them to
+        `metrics`; returns `current` read too."""
+        rows, self._pending = self._pending, []
+        out = materialize(current) if current is not None else {}
+        first_bad: tuple[Any, list[str]] | None = None
+        for row in rows:
+            row = materialize(row)
+            self.metrics.append(row)
+            bad = [k for k, v in row.items() if isinstance(v, float) and v != v]
+            if bad and first_bad is None:
+                first_bad = (row["step"], bad)
+        bad = [k for k, v in out.items() if isinstance(v, float) and v != v]
+        if bad and first_bad is None:
+            first_bad = (step, bad)
+        if first_bad is not None:
+            raise InvalidInputError(f"the optimisation diverged at step {first_bad[0]} ({', '.join(first_bad[1])} "
+                                    f"became NaN); try a smaller learning rate")
+        return out
 
     def run(self, callbacks: Callbacks | None = None, should_stop: Callable[[], bool] | None = None) -> Summary:
         """Step until `steps` are done or `should_stop()` says so; returns the final summary."""
@@ -131,6 +172,7 @@ class DistillRun:
             if should_stop is not None and should_stop():
                 break
             self.step_once(cb)
+        self.flush_metrics()  # a stopped run's last rows
         if cb.on_end:
             cb.on_end(self)
         return self.summary()

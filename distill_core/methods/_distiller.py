@@ -32,7 +32,8 @@ import torch
 from .. import profiles
 from ..data import ImageSet
 from ..errors import InvalidInputError
-from ..models import build_seeded, default_depth
+from ..device import build_on_device, make_generator, prepare_device
+from ..models import build_for, build_seeded, default_depth
 from ..summary import Summary
 from .base import Method, MethodConfig, class_balanced_pick
 
@@ -101,11 +102,18 @@ class SyntheticImages(Method):
         else:
             start = torch.randn((c * self.ipc, *dataset.image_shape), generator=self.generator)
         self.images = start.to(self.device).clone().requires_grad_(True)
-        self.labels = torch.arange(c).repeat_interleave(self.ipc).to(self.device)
+        self.labels_host = torch.arange(c).repeat_interleave(self.ipc)  # for augmentation groups (host side)
+        self.labels = self.labels_host.to(self.device)
+        # the real data and its per-class indices live on the device, so drawing a real batch is a device gather
         self.x_real = dataset.normalize(dataset.x_train).to(self.device)
         self.y_real = dataset.y_train.to(self.device)
-        self._class_idx = [dataset.class_indices(k) for k in range(c)]
+        self._class_idx = [dataset.class_indices(k).to(self.device) for k in range(c)]
+        # index draws: the method's own generator on the CPU (so CPU runs repeat exactly), a seeded generator on
+        # the device elsewhere (no host-made indices to copy over every step)
+        self.index_generator = self.generator if self.device.type != "cuda" else \
+            make_generator(self.seed + 104729, self.device)
         self.opt_images = torch.optim.SGD([self.images], lr=cfg.lr, momentum=cfg.momentum)
+        prepare_device(self.device)
 
     # -------------------------------------------------------------------------- helpers for subclasses
     def next_seed(self) -> int:
@@ -113,15 +121,20 @@ class SyntheticImages(Method):
         return int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
 
     def fresh_network(self, seed: int | None = None) -> torch.nn.Module:
+        """A ConvNet initialised from `seed` (default: the next seed), built directly on the method's device."""
         cfg = self.config
-        return build_seeded(self.dataset, "convnet", seed=self.next_seed() if seed is None else seed,
-                            device=self.device, width=cfg.width, depth=cfg.depth)
+        seed = self.next_seed() if seed is None else seed
+        if self.device.type == "cuda":  # created and initialised on the GPU: no weights cross the bus per step
+            return build_on_device(lambda: build_for(self.dataset, "convnet", width=cfg.width, depth=cfg.depth),
+                                   seed, self.device)
+        return build_seeded(self.dataset, "convnet", seed=seed, device=self.device, width=cfg.width,
+                            depth=cfg.depth)
 
     def real_batch(self, c: int, n: int) -> torch.Tensor:
         """n random real images of class c (normalised, on the device); fewer if the class is smaller."""
         idx = self._class_idx[c]
-        pick = idx[torch.randperm(len(idx), generator=self.generator)[:n]]
-        return self.x_real[pick.to(self.device)]
+        order = torch.randperm(len(idx), generator=self.index_generator, device=self.index_generator.device)
+        return self.x_real[idx[order[:n].to(idx.device)]]
 
     def real_batches(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """n real images of every class, grouped by class (C*n images, labels), n capped by the smallest class."""

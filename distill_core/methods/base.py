@@ -16,7 +16,7 @@ import torch
 
 from .. import profiles
 from ..data import ImageSet
-from ..device import make_generator, resolve_device
+from ..device import make_generator, materialize, resolve_device
 from ..errors import InvalidInputError, UnknownNameError
 from ..limits import LIMITS
 from ..profiles import check_profile
@@ -149,11 +149,16 @@ class Method:
         """Selectors are done after their one step; distillers are stopped by whoever drives them."""
         return not self.iterative and self.steps_done >= 1
 
-    def step(self) -> dict[str, float]:
-        """One unit of work; returns metrics (e.g. loss) for this step."""
+    def step(self, sync: bool = True) -> dict[str, Any]:
+        """One unit of work; returns metrics (e.g. loss) for this step.
+
+        A distiller's `_step` may keep its metrics as tensors on its device, so that a step need not wait for the
+        device: `sync=False` returns them as they are (the pipeline gathers them when a log row is due), the
+        default turns them into floats.
+        """
         metrics = self._step()
         self.steps_done += 1
-        return metrics
+        return materialize(metrics) if sync else metrics
 
     def _step(self) -> dict[str, float]:
         raise NotImplementedError

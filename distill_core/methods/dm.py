@@ -69,6 +69,7 @@ class DMConfig(DistillerConfig):
     lr: float = 1.0
     batch_real: int = 64       # real images per class per step
     dsa: bool = True           # siamese augmentation of both sets
+    class_batch: int = 0       # classes per forward/backward pass (0: all, or as many as fit in the device's memory)
 
 
 @register_method
@@ -84,28 +85,40 @@ class DistributionMatching(SyntheticImages):
         super().__init__(*args, **kwargs)
         self.augment = SiameseAugment.for_dataset(self.dataset.name) if self.config.dsa else None
         self.shard: Optional["Dist"] = None
+        from ..memory import DatasetShape, classes_per_pass
 
-    def _step(self) -> dict[str, float]:
+        self.class_batch = classes_per_pass(DatasetShape.of(self.dataset), self.ipc, self.config, self.device)
+
+    def _step(self) -> dict[str, Any]:
         c = self.dataset.num_classes
         net = self.fresh_network()
         net.requires_grad_(False)
         x_real, y_real = self.real_batches(self.config.batch_real)
-        x_syn = self.images
-        # one draw per class, shared by that class's real and synthetic images
-        draw = self.augment.draw(self.generator, groups=c) if self.augment is not None else None
+        draw = None
+        if self.augment is not None:  # one draw per class, shared by that class's real and synthetic images
+            draw = self.augment.draw(self.generator, groups=c).to(self.device)
         chunk = CPU_CHUNK if self.device.type == "cpu" else 0
         if self.shard is not None and self.shard.enabled:
             return self._sharded_update(net, x_real, y_real, draw, chunk)
         if draw is not None:
-            x_real, x_syn = draw(x_real, y_real.cpu()), draw(x_syn, self.labels.cpu())
-        loss = dm_loss(net, x_real, x_syn, c, chunk)
+            x_real = draw(x_real, y_real)
         self.opt_images.zero_grad(set_to_none=True)
-        loss.backward()
+        n_real, per = len(x_real) // c, self.class_batch
+        total = None
+        # the loss is a sum over classes, so passes over slices of classes add up to the one-pass gradient
+        for lo in range(0, c, per):
+            hi = min(c, lo + per)
+            x_syn = self.images[lo * self.ipc:hi * self.ipc]
+            if draw is not None:
+                x_syn = draw(x_syn, self.labels[lo * self.ipc:hi * self.ipc])
+            loss = dm_loss(net, x_real[lo * n_real:hi * n_real], x_syn, hi - lo, chunk)
+            loss.backward()
+            total = loss.detach() if total is None else total + loss.detach()
         self.opt_images.step()
-        return {"loss": float(loss.detach())}
+        return {"loss": total}  # a tensor: read when a log row is due, not every step
 
     def _sharded_update(self, net: torch.nn.Module, x_real: torch.Tensor, y_real: torch.Tensor, draw: Any,
-                        chunk: int) -> dict[str, float]:
+                        chunk: int) -> dict[str, Any]:
         """This rank's classes' loss terms and image gradients, summed over ranks; then the common step."""
         assert self.shard is not None
         c = self.dataset.num_classes
@@ -120,7 +133,7 @@ class DistributionMatching(SyntheticImages):
                 xs = self.images.view(c, self.ipc, *self.images.shape[1:])[mine.to(self.device)].flatten(0, 1)
                 ys = self.labels.view(c, self.ipc)[mine.to(self.device)].flatten()
                 if draw is not None:
-                    xr, xs = draw(xr, yr.cpu()), draw(xs, ys.cpu())
+                    xr, xs = draw(xr, yr), draw(xs, ys)
                 loss = dm_loss(net, xr, xs, len(mine), chunk)
                 (grad,) = torch.autograd.grad(loss, self.images)
             return torch.cat([grad.reshape(-1), loss.detach().reshape(1)])
@@ -129,4 +142,7 @@ class DistributionMatching(SyntheticImages):
         self.opt_images.zero_grad(set_to_none=True)
         self.images.grad = total[:-1].view_as(self.images).clone()
         self.opt_images.step()
-        return {"loss": float(total[-1])}
+        return {"loss": total[-1]}  # a tensor: read when a log row is due
+
+    def summary_meta(self) -> dict[str, Any]:
+        return {"class_batch": self.class_batch} if self.class_batch < self.dataset.num_classes else {}

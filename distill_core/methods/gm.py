@@ -28,7 +28,8 @@ import torch.nn.functional as F
 
 from .. import profiles
 from ..augment import SiameseAugment
-from ..evaluate import NetworkProtocol, train_network
+from ..device import to_device
+from ..evaluate import NetworkProtocol
 from ._distiller import DistillerConfig, SyntheticImages
 from .base import register_method
 
@@ -57,6 +58,33 @@ def match_distance(grads_syn: Sequence[torch.Tensor], grads_real: Sequence[torch
         cos = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(eps)
         total = total + (1 - cos).sum()
     return total
+
+
+def train_network(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, protocol: NetworkProtocol, epochs: int,
+                  generator: torch.Generator, augment: SiameseAugment | None = None, lr_decay: bool = False) -> None:
+    """The inner loop: `evaluate.train_network` for tensors already on the network's device, without waiting for
+    the device. Plain SGD at the protocol's settings on shuffled mini-batches, each augmented afresh under dsa;
+    the shuffles and draws come from `generator` in `evaluate.train_network`'s order (the same numbers) and reach
+    the device as queued copies. `lr_decay` (÷10 at half) as there."""
+    device = x.device
+    opt = torch.optim.SGD(net.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+                          weight_decay=protocol.weight_decay)
+    net.train()
+    n = len(x)
+    for epoch in range(epochs):
+        if lr_decay and epoch == epochs // 2:
+            for group in opt.param_groups:
+                group["lr"] = protocol.lr * 0.1
+        order = to_device(torch.randperm(n, generator=generator), device)
+        for i in range(0, n, protocol.batch_size):
+            idx = order[i:i + protocol.batch_size]
+            xb = x[idx]
+            if augment is not None:
+                xb = augment.draw(generator, groups=len(xb)).to(device).apply(xb)
+            loss = F.cross_entropy(net(xb), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
 
 
 @dataclass
@@ -117,7 +145,7 @@ class _GradientMatching(SyntheticImages):
         g_syn = torch.autograd.grad(F.cross_entropy(net(x_syn), y_syn), params, create_graph=True)
         return match_distance(g_syn, g_real)
 
-    def _step(self) -> dict[str, float]:
+    def _step(self) -> dict[str, Any]:
         if self.net is None or self.outer_done >= self.outer_loop:
             self.net_seed = self.next_seed()
             self.net, self.outer_done = self.fresh_network(self.net_seed), 0
@@ -127,21 +155,21 @@ class _GradientMatching(SyntheticImages):
         c_all = self.dataset.num_classes
         mine = set(range(c_all)) if self.shard is None or not self.shard.enabled else set(self.shard.items(c_all))
 
-        def match() -> tuple[torch.Tensor, float]:
+        def match() -> tuple[torch.Tensor, torch.Tensor]:
             """The image gradient and loss of this rank's classes; every class's draws are taken all the same,
             so the generator moves as in one process."""
             grad = torch.zeros_like(self.images)
-            total = 0.0
+            total = torch.zeros((), device=self.device)  # summed on the device: no host round trip
             for c in range(c_all):
                 x_real, x_syn = self.real_batch(c, self.config.batch_real), self.class_images(c)
                 if self.augment is not None:
-                    draw = self.augment.draw(self.generator)
+                    draw = self.augment.draw(self.generator).to(self.device)
                     x_real, x_syn = draw(x_real), draw(x_syn)
                 if c not in mine:
                     continue
                 loss = self.class_loss(net, params, x_real, x_syn, c)
                 grad += torch.autograd.grad(loss, self.images)[0]  # w.r.t. the images only, not the network
-                total += float(loss.detach())
+                total = total + loss.detach()
             return grad, total
 
         if len(mine) == c_all:
@@ -149,11 +177,11 @@ class _GradientMatching(SyntheticImages):
         else:  # many processes: the ranks' class shares summed (see the module docstring)
             def packed() -> torch.Tensor:
                 g, t = match()
-                return torch.cat([g.reshape(-1), torch.tensor([t], dtype=g.dtype, device=g.device)])
+                return torch.cat([g.reshape(-1), t.reshape(1).to(g.dtype)])
 
             assert self.shard is not None
             summed = self.shard.all_reduce_sum(packed, self.images.numel() + 1, self.device)
-            grad, total = summed[:-1].view_as(self.images).clone(), float(summed[-1])
+            grad, total = summed[:-1].view_as(self.images).clone(), summed[-1]
         self.images.grad = grad
         self.opt_images.step()
         self.outer_done += 1

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ..data import ImageSet
+from ..device import make_generator, to_device
 from ..errors import InvalidInputError
 from ..evaluate import EvalResult, register_protocol, split_data
 from ..kernels import KERNEL_NAMES, KernelSpec, krr_predict, ridge_solve
@@ -49,7 +50,7 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     s = int(max_shift)
     dy = torch.randint(-s, s + 1, (len(x),), generator=generator)
     dx = torch.randint(-s, s + 1, (len(x),), generator=generator)
-    return shift_images(x, dy, dx)
+    return shift_images(x, to_device(dy, x.device), to_device(dx, x.device))
 
 
 LABEL_SOLVE_MODES = ("none", "after", "during")
@@ -157,6 +158,15 @@ class KIP(Method):
             self._lo, self._hi = lo.to(self.device, self.dtype), hi.to(self.device, self.dtype)
         self._per_class = max(1, cfg.target_batch // c)
         self._class_idx = [dataset.class_indices(k) for k in range(c)]
+        # off the CPU, the normalised training set and its class indices live on the device and target batches
+        # are drawn there (a device generator): no per-step gather on the host and copy over
+        self._x_dev: torch.Tensor | None = None
+        self._index_gen = self.generator
+        if self.device.type == "cuda":
+            self._x_dev = dataset.normalize(dataset.x_train).to(self.device, self.dtype)
+            self._y_dev = dataset.y_train.to(self.device)
+            self._class_idx = [i.to(self.device) for i in self._class_idx]
+            self._index_gen = make_generator(self.seed + 104729, self.device)
         self.solver: LabelSolver | None = None
         if cfg.label_solve != "none":
             # its own generator: the target batches KIP draws stay those of a run without label solving
@@ -169,14 +179,18 @@ class KIP(Method):
     def _target_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A class-balanced batch of real training images (normalised) and their labels, fresh every step."""
         picks = []
+        gen = self._index_gen
         for idx in self._class_idx:
             take = min(self._per_class, len(idx))
-            picks.append(idx[torch.randperm(len(idx), generator=self.generator)[:take]])
+            picks.append(idx[torch.randperm(len(idx), generator=gen, device=gen.device)[:take]])
         idx = torch.cat(picks)
-        x = self.dataset.normalize(self.dataset.x_train[idx])
+        if self._x_dev is not None:
+            x, y = self._x_dev[idx], self._y_dev[idx]
+        else:
+            x, y = self.dataset.normalize(self.dataset.x_train[idx]), self.dataset.y_train[idx]
         if self.config.shift > 0:  # type: ignore[attr-defined]
             x = random_shift(x, self.config.shift, self.generator)  # type: ignore[attr-defined]
-        return x.to(self.device, self.dtype), self.dataset.y_train[idx]
+        return x.to(self.device, self.dtype), y.to(self.device)
 
     def loss(self, x_target: torch.Tensor, y_target_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """KRR loss from the support set to one target batch, and the batch's predictions."""
@@ -209,8 +223,8 @@ class KIP(Method):
                     self.x.copy_(self.dataset.normalize(self.dataset.denormalize(self.x).clamp(0.0, 1.0)))
                 else:
                     self.x.copy_(torch.maximum(torch.minimum(self.x, self._hi), self._lo))
-        acc = (pred.detach().argmax(1).cpu() == y_t).float().mean()
-        return {"loss": float(loss.detach()), "acc": float(acc)}
+        acc = (pred.detach().argmax(1) == y_t).float().mean()
+        return {"loss": loss.detach(), "acc": acc}  # tensors: read when a log row is due, not every step
 
     def summary(self) -> Summary:
         cfg: KIPConfig = self.config  # type: ignore[assignment]

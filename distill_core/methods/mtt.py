@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from ..augment import SiameseAugment
+from ..device import to_device
 from ..errors import InvalidInputError
 from ..evaluate import Augment
 from ..experts import Expert, ExpertReader, ExpertSpec, ensure_experts
@@ -46,24 +47,86 @@ class FlatParams:
         return functional_call(self.model, self.unflatten(flat), (x,))
 
 
+def draw_batches(n: int, syn_steps: int, batch_syn: int, generator: torch.Generator,
+                 augment: Optional[SiameseAugment], device: torch.device) -> list[tuple[Optional[torch.Tensor], Any]]:
+    """The student's mini-batch indices and augmentation draws for all `syn_steps` steps, drawn up front from
+    `generator` in the order the steps use them, and queued to `device` (nothing in the unrolled loop waits for
+    the host, and a recomputed step sees exactly the batch the first pass saw)."""
+    batch = n if batch_syn <= 0 else min(batch_syn, n)
+    plan = []
+    for _ in range(int(syn_steps)):
+        idx = to_device(torch.randperm(n, generator=generator)[:batch], device) if batch < n else None
+        draw = augment.draw(generator, groups=batch).to(device) if augment is not None else None
+        plan.append((idx, draw))
+    return plan
+
+
+def _student_step(student: FlatParams, theta: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
+                  syn_lr: torch.Tensor, idx: Optional[torch.Tensor], draw: Any, create_graph: bool) -> torch.Tensor:
+    """One SGD step of the student on its batch: θ − lr · ∇CE(θ)."""
+    x, y = (images, labels) if idx is None else (images[idx], labels[idx])
+    if draw is not None:
+        x = draw.apply(x)
+    ce = F.cross_entropy(student.forward(theta, x), y)
+    grad = torch.autograd.grad(ce, theta, create_graph=create_graph)[0]
+    return theta - syn_lr * grad
+
+
+class _CheckpointedUnroll(torch.autograd.Function):
+    """θ_N of the unrolled student, keeping only θ_0 … θ_N (one flat vector per step) instead of every step's
+    graph; the backward recomputes one step at a time (last first) and carries ∂L/∂θ back through it. Memory:
+    N parameter vectors + one step's graph, for one extra forward per step."""
+
+    @staticmethod
+    def forward(ctx, images, syn_lr, start, student, labels, plan):  # type: ignore[override]
+        thetas = [start.detach()]
+        with torch.enable_grad():
+            for idx, draw in plan:
+                theta = thetas[-1].detach().requires_grad_(True)
+                thetas.append(_student_step(student, theta, images.detach(), labels, syn_lr.detach(), idx, draw,
+                                            create_graph=False).detach())
+        ctx.student, ctx.labels, ctx.plan, ctx.thetas = student, labels, plan, thetas
+        ctx.save_for_backward(images, syn_lr)
+        return thetas[-1].clone()
+
+    @staticmethod
+    def backward(ctx, grad_theta):  # type: ignore[override]
+        images, syn_lr = ctx.saved_tensors
+        g_images = torch.zeros_like(images)
+        g_lr = torch.zeros_like(syn_lr)
+        with torch.enable_grad():
+            x = images.detach().requires_grad_(True)
+            lr = syn_lr.detach().requires_grad_(True)
+            for i in range(len(ctx.plan) - 1, -1, -1):
+                idx, draw = ctx.plan[i]
+                theta = ctx.thetas[i].detach().requires_grad_(True)
+                nxt = _student_step(ctx.student, theta, x, ctx.labels, lr, idx, draw, create_graph=True)
+                d_theta, d_x, d_lr = torch.autograd.grad(nxt, (theta, x, lr), grad_theta, allow_unused=True)
+                grad_theta = d_theta
+                if d_x is not None:
+                    g_images += d_x
+                if d_lr is not None:
+                    g_lr += d_lr
+        return g_images, g_lr, None, None, None, None
+
+
 def trajectory_loss(student: FlatParams, start: torch.Tensor, target: torch.Tensor, images: torch.Tensor,
                     labels: torch.Tensor, syn_lr: torch.Tensor, syn_steps: int, batch_syn: int,
-                    generator: torch.Generator, augment: Optional[Augment] = None) -> torch.Tensor:
+                    generator: torch.Generator, augment: Optional[Augment] = None,
+                    checkpoint: bool = False) -> torch.Tensor:
     """Normalised parameter distance after `syn_steps` differentiable SGD steps from `start` on the images.
 
     Differentiable w.r.t. `images` and `syn_lr`. Exactly 1 when the student does not move (0 steps or lr 0).
+    `checkpoint` recomputes each student step in the backward instead of keeping all their graphs (same value
+    and gradients, far less memory at a large `batch_syn` × `syn_steps`; it needs a `SiameseAugment` or none).
     """
-    theta = start.detach().clone().requires_grad_(True)
-    n = len(images)
-    batch = n if batch_syn <= 0 else min(batch_syn, n)
-    for _ in range(int(syn_steps)):
-        idx = torch.randperm(n, generator=generator)[:batch].to(images.device) if batch < n else None
-        x, y = (images, labels) if idx is None else (images[idx], labels[idx])
-        if augment is not None:
-            x = augment(x, generator)
-        ce = F.cross_entropy(student.forward(theta, x), y)
-        grad = torch.autograd.grad(ce, theta, create_graph=True)[0]
-        theta = theta - syn_lr * grad
+    plan = draw_batches(len(images), syn_steps, batch_syn, generator, augment, images.device)  # type: ignore[arg-type]
+    if checkpoint and plan:
+        theta = _CheckpointedUnroll.apply(images, syn_lr, start, student, labels, plan)
+    else:
+        theta = start.detach().clone().requires_grad_(True)
+        for idx, draw in plan:
+            theta = _student_step(student, theta, images, labels, syn_lr, idx, draw, create_graph=True)
     num = ((theta - target) ** 2).sum()
     den = ((start - target) ** 2).sum().clamp_min(1e-12)
     return num / den
@@ -78,7 +141,8 @@ class MTTConfig(DistillerConfig):
     syn_steps: int = 20             # student steps per distillation step (N)
     expert_epochs: int = 2          # expert epochs the student should cover (M)
     max_start_epoch: int = 4        # start epochs are drawn from 0 .. max_start_epoch - 1
-    batch_syn: int = 20             # synthetic images per student step (0: all)
+    batch_syn: int = 20             # synthetic images per student step (0: all, or as many as fit in memory)
+    checkpoint: bool = False        # recompute each student step in the backward instead of keeping its graph
     dsa: bool = True                # augment the student's batches (and the experts' training)
     num_experts: int = 2            # experts to use (trained and cached when missing)
     expert_train_epochs: int = 6    # epochs each expert is trained for
@@ -113,6 +177,7 @@ class MTT(SyntheticImages):
         self.opt_lr = torch.optim.Adam([self.log_lr], lr=cfg.lr_lr)
         self.augment = SiameseAugment.for_dataset(self.dataset.name) if cfg.dsa else None
         self.student = FlatParams(self.fresh_network(seed=0))
+        self.batch_syn = self.choose_batch_syn()
         self.experts: list[Expert] | None = None  # handles; the trajectories stay on disk
         self.reader: ExpertReader | None = None   # maps one expert's file at a time
         self.on_expert_progress: Optional[Callable[[int, int], None]] = None  # (expert, epoch) while training
@@ -141,16 +206,27 @@ class MTT(SyntheticImages):
         assert self.experts is not None and self.reader is not None
         i = int(torch.randint(len(self.experts), (1,), generator=self.generator))
         t = int(torch.randint(cfg.max_start_epoch, (1,), generator=self.generator))
-        start, target = (r.to(self.device) for r in self.reader.rows(i, t, t + cfg.expert_epochs))
+        start, target = (to_device(r, self.device) for r in self.reader.rows(i, t, t + cfg.expert_epochs))
         loss = trajectory_loss(self.student, start, target, self.images, self.labels, self.log_lr.exp(), cfg.syn_steps,
-                               cfg.batch_syn, self.generator, self.augment)
+                               self.batch_syn, self.generator, self.augment, checkpoint=cfg.checkpoint)
         self.opt_images.zero_grad(set_to_none=True)
         self.opt_lr.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_images.step()
         self.opt_lr.step()
-        metrics.update({"loss": float(loss.detach()), "syn_lr": self.syn_lr, "start_epoch": float(t)})
+        # tensors, read when a log row is due (the start epoch was drawn on the host)
+        metrics.update({"loss": loss.detach(), "syn_lr": self.log_lr.detach().exp(), "start_epoch": float(t)})
         return metrics
+
+    def choose_batch_syn(self) -> int:
+        """The student's batch: `batch_syn` when set; for 0 (the whole synthetic set) the largest multiple of the
+        class count whose unrolled steps fit in the device's free memory by `memory.estimate`, when all do not."""
+        from ..memory import fitting_batch_syn
+
+        cfg = self.config
+        if cfg.batch_syn > 0:
+            return cfg.batch_syn
+        return fitting_batch_syn(self.dataset, self.ipc, cfg, self.device)
 
     @property
     def syn_lr(self) -> float:
@@ -158,5 +234,5 @@ class MTT(SyntheticImages):
         return float(self.log_lr.detach().exp())
 
     def summary_meta(self) -> dict[str, Any]:
-        return {"syn_lr": self.syn_lr,
+        return {"syn_lr": self.syn_lr, "batch_syn": self.batch_syn,
                 "experts": len(self.experts) if self.experts is not None else 0}
