@@ -109,6 +109,13 @@ class ConvNetCounts:
     params: int
 
 
+def _depth(config: Any, shape: DatasetShape) -> int:
+    """The ConvNet depth a config runs at: its own, or (0, "by image size") the one the image size gives."""
+    from .models import default_depth
+
+    return int(_cfg(config, "depth", 0)) or default_depth(shape.height)
+
+
 def convnet_counts(shape: DatasetShape, width: int, depth: int, classifier: bool = True) -> ConvNetCounts:
     """Counts for `models.ConvNet` (28×28 inputs are padded to 32×32, pooling stops below 2×2)."""
     size = 32 if (shape.height, shape.width) == (28, 28) else shape.height
@@ -139,7 +146,7 @@ def _images_part(shape: DatasetShape, ipc: int, states: int) -> int:
 
 
 def _dm(shape: DatasetShape, ipc: int, config: Any, device: torch.device) -> MemoryEstimate:
-    width, depth = int(_cfg(config, "width", 64)), int(_cfg(config, "depth", 3))
+    width, depth = int(_cfg(config, "width", 64)), _depth(config, shape)
     dsa = bool(_cfg(config, "dsa", True))
     net = convnet_counts(shape, width, depth, classifier=False)
     c, img = shape.num_classes, shape.pixels
@@ -161,7 +168,7 @@ def _dm(shape: DatasetShape, ipc: int, config: Any, device: torch.device) -> Mem
 
 
 def _gm(name: str, shape: DatasetShape, ipc: int, config: Any, device: torch.device) -> MemoryEstimate:
-    width, depth = int(_cfg(config, "width", 64)), int(_cfg(config, "depth", 3))
+    width, depth = int(_cfg(config, "width", 64)), _depth(config, shape)
     dsa = name == "dsa"
     net = convnet_counts(shape, width, depth)
     img = shape.pixels
@@ -182,7 +189,7 @@ def _gm(name: str, shape: DatasetShape, ipc: int, config: Any, device: torch.dev
 
 def _mtt(shape: DatasetShape, ipc: int, config: Any, device: torch.device,
          batch_syn: int | None = None) -> MemoryEstimate:
-    width, depth = int(_cfg(config, "width", 64)), int(_cfg(config, "depth", 3))
+    width, depth = int(_cfg(config, "width", 64)), _depth(config, shape)
     dsa = bool(_cfg(config, "dsa", True))
     steps = int(_cfg(config, "syn_steps", 20))
     checkpoint = bool(_cfg(config, "checkpoint", False))
@@ -209,7 +216,7 @@ def _mtt(shape: DatasetShape, ipc: int, config: Any, device: torch.device,
 
 def _kip(shape: DatasetShape, ipc: int, config: Any, device: torch.device) -> MemoryEstimate:
     kernel = str(_cfg(config, "kernel", "ntk"))
-    depth = int(_cfg(config, "depth", 3))
+    depth = _depth(config, shape)
     size = 8 if bool(_cfg(config, "float64", False)) else FLOAT
     c, img = shape.num_classes, shape.pixels
     k = c * ipc
