@@ -291,8 +291,15 @@ def split_data(dataset: ImageSet, split: str) -> tuple[torch.Tensor, torch.Tenso
 
 
 def architecture_name(model: str, width: int, depth: int) -> str:
-    """'convnet-64x3', 'mlp-128x3'; LeNet has a fixed shape: 'lenet'."""
-    return model if model == "lenet" else f"{model}-{width}x{depth}"
+    """'convnet-64x3', 'mlp-128x3'; LeNet has a fixed shape: 'lenet'; the field's AlexNet, VGG-11 and ResNet-18
+    their name, with their channel scale when it is not the published one: 'resnet18', 'resnet18-x0.5'."""
+    from .models import FIELD_MODELS, FIELD_WIDTH
+
+    if model == "lenet":
+        return model
+    if model in FIELD_MODELS:
+        return model if width == FIELD_WIDTH else f"{model}-x{width / FIELD_WIDTH:g}"
+    return f"{model}-{width}x{depth}"
 
 
 def distill_architecture(summary: Summary) -> str:
