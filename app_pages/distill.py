@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from distill_core.limits import LIMITS
-from distill_core.methods import METHODS
+from distill_core.methods import METHODS, by_family
 from ui import distill_view as view
 from ui import learn
 from ui import state
@@ -36,7 +36,7 @@ if state.url_token() is None and st.query_params.get(state.QUERY_RUN) and job is
 
 
 def controls() -> None:
-    names = sorted(METHODS, key=lambda n: (METHODS[n].kind != "distiller", n))
+    names = by_family()  # grouped by family; the labels name it ("Kernel · kip")
     if st.session_state.get(state.KEY_METHOD) not in METHODS:
         st.session_state[state.KEY_METHOD] = "kip" if "kip" in METHODS else names[0]
     if dataset is not None:
