@@ -71,7 +71,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
     from .evaluate import protocol_names
     from .methods import METHODS
 
-    rows = [{"name": n, "kind": c.kind, "description": c.description, "default_steps": c.default_steps,
+    rows = [{"name": n, "kind": c.kind, "family": c.family, "description": c.description,
+             "default_steps": c.default_steps,
              "max_ipc": c.max_ipc, "settings": c.Config().to_dict()} for n, c in sorted(METHODS.items())]
     lines = [f"{r['name']:<10} {r['kind']:<10} {r['description']}" for r in rows]
     lines.append(f"Evaluation protocols: {', '.join(protocol_names())}")
