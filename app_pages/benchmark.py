@@ -7,7 +7,7 @@ import streamlit as st
 
 from distill_core.bench_results import BenchJob, list_bench, load_bench, save_bench
 from distill_core.evaluate import protocol_names
-from distill_core.methods import METHODS
+from distill_core.methods import METHODS, by_family, family_label
 from distill_core.runs import default_runs_dir
 from ui import bench_view, state
 from ui.errors import guard
@@ -46,8 +46,8 @@ running = job is not None and job.state().active
 smallest = min(ds.class_counts())
 with st.form("benchmark.form", border=True):
     c1, c2 = st.columns(2)
-    methods = c1.multiselect("Methods", sorted(METHODS), default=[m for m in ("random",) if m in METHODS],
-                             key="benchmark.methods")
+    methods = c1.multiselect("Methods", by_family(), default=[m for m in ("random",) if m in METHODS],
+                             format_func=family_label, key="benchmark.methods")
     ipcs = c2.multiselect("IPCs", [i for i in IPC_CHOICES if i <= smallest], default=[1, 5] if smallest >= 5 else [1],
                           key="benchmark.ipcs")
     c3, c4, c5, c6 = st.columns(4)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from distill_core.limits import LIMITS
 from distill_core import run_warnings
-from distill_core.methods import METHODS
+from distill_core.methods import METHODS, by_family
 from distill_core.profiles import PROFILES
 from ui import distill_view as view
 from ui import state
@@ -37,7 +37,7 @@ if state.url_token() is None and st.query_params.get(state.QUERY_RUN) and job is
 
 
 def controls() -> None:
-    names = sorted(METHODS, key=lambda n: (METHODS[n].kind != "distiller", n))
+    names = by_family()  # grouped by family; the labels name it ("Kernel · kip")
     if st.session_state.get(state.KEY_METHOD) not in METHODS:
         st.session_state[state.KEY_METHOD] = "kip" if "kip" in METHODS else names[0]
     if dataset is not None:

@@ -1,7 +1,9 @@
 """Methods × IPCs on one dataset: same split and seeds, one evaluation protocol, a table of accuracy and time.
 
 Every cell can run over several distillation seeds; a figure is then mean ± std over them, each seed judged by
-its own evaluation networks."""
+its own evaluation networks. With several evaluation `models` (cross-architecture), each summary is distilled
+once and judged by every model; `cross_arch_table` lays the rows out as method × IPC against the models.
+Rows trained on soft labels (learned, or a teacher's) say so (`soft_labels`), and the tables mark them."""
 from __future__ import annotations
 
 import time
@@ -51,6 +53,9 @@ class BenchRow:
     spread: str = "reps"   # what acc_std is taken over: "reps" (one seed) or "seeds"
     profile: str = "fast"
     split: str = "test"
+    model: str = "convnet"             # the evaluating architecture
+    soft_labels: str | None = None     # where the summary's soft labels came from ("teacher", "learned"); None: hard
+    label_loss: str | None = None      # the loss the evaluation trained the labels with (ce, mse, soft_ce)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,23 +70,33 @@ def check_split(split: str) -> str:
 
 def run_cell(dataset: ImageSet, name: str, ipc: int, steps: int | None = None, protocol: str = "quick",
              reps: int | None = None, seeds: list[int] | None = None, device: str = "auto", profile: str = "fast",
-             split: str = "test", should_stop: Optional[Callable[[], bool]] = None) -> BenchRow:
+             split: str = "test", should_stop: Optional[Callable[[], bool]] = None, model: str = "convnet",
+             distilled: dict | None = None) -> BenchRow:
     """Distil and evaluate one (method, IPC) cell once per seed; seed s distils with seed s and is judged by its
-    own networks (seeded from `eval_seed(s)`). A cell the method cannot serve gets `error`."""
+    own `model` networks (seeded from `eval_seed(s)`). A cell the method cannot serve gets `error`.
+
+    `distilled` (a dict the caller keeps per method and IPC) holds each seed's summary, so the same summaries are
+    judged by several models without distilling them again."""
     seeds = [0] if seeds is None else [int(s) for s in seeds]
-    row = BenchRow(name, int(ipc), seeds=seeds, profile=profile, split=split)
+    row = BenchRow(name, int(ipc), seeds=seeds, profile=profile, split=split, model=model)
     check_split(split)
+    distilled = {} if distilled is None else distilled
     try:
         for s in seeds:
             if should_stop is not None and should_stop():
                 break
-            method = create_method(name, dataset, int(ipc), seed=s, device=device, profile=profile)
-            run = DistillRun(method, steps or default_steps(method))
-            run.run(should_stop=should_stop)
-            _add_distilled(row, run.step_index, run.seconds)
+            if s not in distilled:
+                method = create_method(name, dataset, int(ipc), seed=s, device=device, profile=profile)
+                run = DistillRun(method, steps or default_steps(method))
+                run.run(should_stop=should_stop)
+                distilled[s] = (run.summary(), run.step_index, run.seconds)
+            summary, steps_done, distill_s = distilled[s]
+            _add_distilled(row, steps_done, distill_s)
+            row.soft_labels = soft_label_source(summary)
             t0 = time.perf_counter()
-            result = evaluate_summary(run.summary(), dataset, protocol, reps=reps, seed=eval_seed(s), device=device,
-                                      should_stop=should_stop, split=split)
+            result = evaluate_summary(summary, dataset, protocol, model=model, reps=reps, seed=eval_seed(s),
+                                      device=device, should_stop=should_stop, split=split)
+            row.label_loss = result.details.get("label_loss")
             _add_evaluated(row, result.accs, time.perf_counter() - t0)
         _finish(row, seeds)
     except DistillError as exc:
@@ -119,20 +134,22 @@ def run_bench(dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int
               protocol: str = "quick", reps: int | None = None, seed: int = 0, device: str = "auto",
               on_row: Optional[Callable[[BenchRow], None]] = None,
               should_stop: Optional[Callable[[], bool]] = None, seeds: int = 1, profile: str = "fast",
-              split: str = "test", dist: Optional["Dist"] = None) -> list[BenchRow]:
-    """Run every (method, ipc) pair over `seeds` distillation seeds (seed, seed + 1, ...); a pair a method cannot
+              split: str = "test", models: list[str] | None = None, dist: Optional["Dist"] = None) -> list[BenchRow]:
+    """Run every (method, ipc) pair over `seeds` distillation seeds (seed, seed + 1, ...), judged by every one of
+    `models` (default: convnet alone; one row per model, the summaries distilled once); a pair a method cannot
     serve (e.g. `mean` at IPC 10) gets `error`. With a `dist` of several ranks the work is spread over them
     (`run_bench_sharded`); the rows are the same."""
     check_profile(profile)
     check_split(split)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise InvalidInputError(f"seeds must be a positive whole number, got {seeds!r}")
+    models = check_models(models)
     for name in methods:  # unknown names fail before any work is done
         get_method(name)
     seed_list = list(range(int(seed), int(seed) + seeds))
     if dist is not None and dist.enabled:
         rows = run_bench_sharded(dist, dataset, methods, ipcs, seed_list, steps, protocol, reps, device, profile,
-                                 split)
+                                 split, models)
         for row in rows:
             if on_row is not None:
                 on_row(row)
@@ -140,13 +157,15 @@ def run_bench(dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int
     rows: list[BenchRow] = []
     for name in methods:
         for ipc in ipcs:
-            if should_stop is not None and should_stop():
-                return rows
-            row = run_cell(dataset, name, int(ipc), steps, protocol, reps, seed_list, device, profile, split,
-                           should_stop)
-            rows.append(row)
-            if on_row is not None:
-                on_row(row)
+            distilled: dict = {}
+            for model in models:
+                if should_stop is not None and should_stop():
+                    return rows
+                row = run_cell(dataset, name, int(ipc), steps, protocol, reps, seed_list, device, profile, split,
+                               should_stop, model=model, distilled=distilled)
+                rows.append(row)
+                if on_row is not None:
+                    on_row(row)
     return rows
 
 
@@ -167,15 +186,18 @@ class _Evaluated:
     accs: list[float]
     seconds: float = 0.0
     error: str | None = None
+    label_loss: str | None = None
 
 
 def run_bench_sharded(dist: "Dist", dataset: ImageSet, methods: list[str], ipcs: list[int], seeds: list[int],
                       steps: int | None = None, protocol: str = "quick", reps: int | None = None,
-                      device: str | Any = "auto", profile: str = "fast", split: str = "test") -> list[BenchRow]:
+                      device: str | Any = "auto", profile: str = "fast", split: str = "test",
+                      models: list[str] | None = None) -> list[BenchRow]:
     """`run_bench` over the ranks of `dist`, in two rounds of work items spread r, r + N, ...: first every
     (method, IPC, seed) distillation, then every evaluation network of every distilled summary (network i of
-    seed s seeded `eval_seed(s) + i`, wherever it runs). The rows, on every rank, equal one process's
+    seed s seeded `eval_seed(s) + i`, wherever it runs, for every model). The rows, on every rank, equal one process's
     (`distill_seconds` and `eval_seconds` sum the ranks' compute time)."""
+    models = check_models(models)
     cells = [(name, int(ipc)) for name in methods for ipc in ipcs]
     jobs = [(c, s) for c in range(len(cells)) for s in seeds]
 
@@ -191,37 +213,40 @@ def run_bench_sharded(dist: "Dist", dataset: ImageSet, methods: list[str], ipcs:
 
     distilled = dict(zip(jobs, dist.map_items(len(jobs), distil, "the distillations")))
     n_nets = network_reps(protocol, reps)
-    evals: list[tuple[tuple[int, int], int | None]] = []
+    evals: list[tuple[tuple[int, int], str, int | None]] = []
     for c in range(len(cells)):
         for s in seeds:  # as one process: a cell stops at its first failing seed
             if distilled[(c, s)].error is not None:
                 break
-            evals += [((c, s), r) for r in (range(n_nets) if n_nets is not None else [None])]
+            evals += [((c, s), m, r) for m in models for r in (range(n_nets) if n_nets is not None else [None])]
 
     def evaluate(i: int) -> _Evaluated:
-        job, r = evals[i]
+        job, model, r = evals[i]
         t0 = time.perf_counter()
         try:
-            result = evaluate_summary(distilled[job].summary, dataset, protocol, reps=n_nets or reps,
+            result = evaluate_summary(distilled[job].summary, dataset, protocol, model=model, reps=n_nets or reps,
                                       seed=eval_seed(job[1]), device=device, split=split,
                                       rep_indices=None if r is None else [r])
         except DistillError as exc:
             return _Evaluated([], error=str(exc))
-        return _Evaluated([float(a) for a in result.accs], time.perf_counter() - t0)
+        return _Evaluated([float(a) for a in result.accs], time.perf_counter() - t0,
+                          label_loss=result.details.get("label_loss"))
 
-    evaluated: dict[tuple[int, int], list[_Evaluated]] = {}
-    for (job, _), result in zip(evals, dist.map_items(len(evals), evaluate, "the evaluations")):
-        evaluated.setdefault(job, []).append(result)
+    evaluated: dict[tuple[tuple[int, int], str], list[_Evaluated]] = {}
+    for (job, model, _), result in zip(evals, dist.map_items(len(evals), evaluate, "the evaluations")):
+        evaluated.setdefault((job, model), []).append(result)
     rows = []
-    for c, (name, ipc) in enumerate(cells):
-        row = BenchRow(name, ipc, seeds=list(seeds), profile=profile, split=split)
+    for (c, (name, ipc)), model in ((cell, m) for cell in enumerate(cells) for m in models):
+        row = BenchRow(name, ipc, seeds=list(seeds), profile=profile, split=split, model=model)
         for s in seeds:
             d = distilled[(c, s)]
             if d.error is not None:
                 row.error = d.error
                 break
             _add_distilled(row, d.steps, d.seconds)
-            parts = evaluated[(c, s)]
+            row.soft_labels = soft_label_source(d.summary)
+            parts = evaluated[((c, s), model)]
+            row.label_loss = next((p.label_loss for p in parts if p.label_loss), None)
             failed = [p.error for p in parts if p.error is not None]
             if failed:
                 row.error = failed[0]
@@ -233,12 +258,50 @@ def run_bench_sharded(dist: "Dist", dataset: ImageSet, methods: list[str], ipcs:
     return rows
 
 
+def check_models(models: list[str] | None) -> list[str]:
+    """The evaluation models of a bench (default: convnet), each registered, none twice; one clear error."""
+    from .models import MODELS
+
+    if models is None:
+        return ["convnet"]
+    if not models:
+        raise InvalidInputError("name at least one model")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise InvalidInputError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
+    return list(dict.fromkeys(models))
+
+
+def soft_label_source(summary) -> str | None:
+    """Where a summary's soft labels came from (its meta's `soft_labels`, else "learned"); None for hard labels."""
+    if not summary.soft:
+        return None
+    return str((summary.meta or {}).get("soft_labels") or "learned")
+
+
+SOFT_MARK = "†"
+
+
+def _label(r: BenchRow) -> str:
+    """The row's method name, marked when the summary trained with soft labels."""
+    return f"{r.method} {SOFT_MARK}" if r.soft_labels else r.method
+
+
+def soft_note(rows: list[BenchRow]) -> str:
+    """A footnote naming the soft-label rows' label sources and losses ('' when every row used hard labels)."""
+    soft = {(r.method, r.soft_labels, r.label_loss) for r in rows if r.soft_labels}
+    if not soft:
+        return ""
+    parts = [f"{m}: {src} soft labels, trained with {loss or 'the policy loss'}" for m, src, loss in sorted(soft)]
+    return f"{SOFT_MARK} soft labels — " + "; ".join(parts)
+
+
 def markdown_table(rows: list[BenchRow], ipcs: list[int]) -> str:
     """Rows = methods, one column per IPC: 'acc ± std (distill s + eval s)', or why the pair was skipped.
 
     The ± is over the seeds when a row has several (see `BenchRow`), else over the evaluation networks."""
     methods = list(dict.fromkeys(r.method for r in rows))
-    lookup = {(r.method, r.ipc): r for r in rows}
+    lookup = {(r.method, r.ipc): r for r in rows if r.model == rows[0].model} if rows else {}
     head = "| method | " + " | ".join(f"IPC {i}" for i in ipcs) + " |"
     sep = "|---|" + "---|" * len(ipcs)
     lines = [head, sep]
@@ -253,5 +316,28 @@ def markdown_table(rows: list[BenchRow], ipcs: list[int]) -> str:
             else:
                 cells.append(f"{100 * r.acc_mean:.1f} ± {100 * r.acc_std:.1f} "
                              f"({r.distill_seconds:.1f}s + {r.eval_seconds:.1f}s)")
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        marked = any(r.soft_labels for r in rows if r.method == m)
+        lines.append(f"| {m}{' ' + SOFT_MARK if marked else ''} | " + " | ".join(cells) + " |")
+    note = soft_note(rows)
+    return "\n".join(lines) + (f"\n\n{note}" if note else "")
+
+
+def cross_arch_table(rows: list[BenchRow], models: list[str]) -> str:
+    """Cross-architecture: one line per (method, IPC), one column per evaluating model: 'acc ± std', the
+    summary's distillation seconds, and a mark on soft-label rows."""
+    lookup = {(r.method, r.ipc, r.model): r for r in rows}
+    cells_of = list(dict.fromkeys((r.method, r.ipc) for r in rows))
+    lines = ["| method | IPC | " + " | ".join(models) + " | distill s |", "|---|---|" + "---|" * (len(models) + 1)]
+    for method, ipc in cells_of:
+        cells, label, distill = [], method, ""
+        for model in models:
+            r = lookup.get((method, ipc, model))
+            if r is None:
+                cells.append("")
+                continue
+            label, distill = _label(r), f"{r.distill_seconds:.1f}"
+            cells.append(f"n/a ({r.error})" if r.error or r.acc_mean is None
+                         else f"{100 * r.acc_mean:.1f} ± {100 * (r.acc_std or 0.0):.1f}")
+        lines.append(f"| {label} | {ipc} | " + " | ".join(cells) + f" | {distill} |")
+    note = soft_note(rows)
+    return "\n".join(lines) + (f"\n\n{note}" if note else "")

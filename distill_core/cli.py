@@ -94,7 +94,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
     from .evaluate import protocol_names
     from .methods import METHODS
 
-    rows = [{"name": n, "kind": c.kind, "description": c.description, "default_steps": c.default_steps,
+    rows = [{"name": n, "kind": c.kind, "family": c.family, "description": c.description,
+             "default_steps": c.default_steps,
              "max_ipc": c.max_ipc, "settings": c.Config().to_dict()} for n, c in sorted(METHODS.items())]
     lines = [f"{r['name']:<10} {r['kind']:<10} {r['description']}" for r in rows]
     lines.append(f"Evaluation protocols: {', '.join(protocol_names())}")
@@ -322,7 +323,7 @@ def _bench_rows(args: argparse.Namespace, protocol: str) -> tuple[Any, list[Any]
     """Check bench/reproduce arguments, load the dataset, run the cells with a progress bar."""
     from tqdm import tqdm
 
-    from .bench import check_split, run_bench
+    from .bench import check_models, check_split, run_bench
     from .data import load_dataset
     from .device import resolve_device
     from .evaluate import protocol_names
@@ -347,14 +348,15 @@ def _bench_rows(args: argparse.Namespace, protocol: str) -> tuple[Any, list[Any]
             raise InvalidInputError(f"--eval-reps must be at least 1, got {args.eval_reps}")
         for name in args.methods:
             get_method(name)
+        models = check_models(getattr(args, "models", None))
         dataset = load_dataset(args.dataset, data_root=args.data_root, download=args.download, zca=args.zca)
-    bar = tqdm(total=len(args.methods) * len(args.ipc), desc=args.command, unit="cell", file=sys.stderr,
+    bar = tqdm(total=len(args.methods) * len(args.ipc) * len(models), desc=args.command, unit="cell", file=sys.stderr,
                disable=None if dist.is_main else True)
     start = time.perf_counter()
     try:
         rows = run_bench(dataset, args.methods, args.ipc, steps=args.steps, protocol=protocol,
                          reps=args.eval_reps, seed=args.seed, device=device, on_row=lambda r: bar.update(1),
-                         seeds=args.seeds, profile=args.profile, split=args.split, dist=dist)
+                         seeds=args.seeds, profile=args.profile, split=args.split, models=models, dist=dist)
     finally:
         bar.close()
     return dataset, rows, device, round(time.perf_counter() - start, 2)
@@ -367,17 +369,19 @@ def _write_out(path: str | None, payload: dict) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import markdown_table
+    from .bench import check_models, cross_arch_table, markdown_table
 
     dataset, rows, device, seconds = _bench_rows(args, args.eval)
+    models = check_models(args.models)
     payload = {"dataset": dataset.name, "protocol": args.eval, "ipcs": args.ipc, "device": device.type,
                "profile": args.profile, "split": args.split, "seeds": args.seeds, "seconds": seconds,
-               "world_size": _dist(args).world_size, "rows": [r.to_dict() for r in rows]}
+               "world_size": _dist(args).world_size, "models": models, "rows": [r.to_dict() for r in rows]}
     _write_out(args.out, payload)
-    table = markdown_table(rows, args.ipc)
+    table = markdown_table(rows, args.ipc) if models == ["convnet"] else cross_arch_table(rows, models)
     spread = f"mean ± std over {args.seeds} seeds" if args.seeds > 1 else "mean ± std over the evaluation networks"
+    timing = "distill + eval seconds" if models == ["convnet"] else "columns: evaluating models"
     _emit(args, payload, f"{dataset.name}, protocol {args.eval}, profile {args.profile}, {args.split} split "
-                         f"(accuracy %, {spread}; distill + eval seconds)\n\n{table}")
+                         f"(accuracy %, {spread}; {timing})\n\n{table}")
     return 0
 
 
@@ -498,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a saved run folder")
     p.add_argument("run_dir", help="a run folder written by `distill` or the app")
     p.add_argument("--protocol", default="quick")
-    p.add_argument("--model", default="convnet", help="convnet, mlp or lenet (cross-architecture check)")
+    p.add_argument("--model", default="convnet", help="convnet, mlp, lenet, alexnet, vgg11 or resnet18 (cross-architecture check)")
     p.add_argument("--reps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     split_arg(p)
@@ -524,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="methods × IPCs on one dataset, one protocol; a markdown table")
     cells(p, "quick", "evaluation protocol")
+    p.add_argument("--models", nargs="+", default=None, metavar="MODEL",
+                   help="evaluating architectures (default convnet); several give a cross-architecture table: "
+                        "convnet mlp lenet alexnet vgg11 resnet18")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("reproduce", help="methods × IPCs under the paper protocol, beside the published values")

@@ -20,6 +20,7 @@ read by one function, `eval_policy(method, dataset, protocol)`:
 | dc elsewhere (e.g. fashion-mnist) | none | 300 / 150 | 0.01 | DC's code |
 | kip, ls (kernel images) | none | 300 / 150 | 0.01 | the KIP paper trains networks on its images plainly |
 | selectors (random, herding, …) | none | 300 / 150 | 0.01 | real images; the field's coreset baselines |
+| rded, random-soft (teacher soft labels) | none | 300 / 150 | 0.01 | fixed labels: soft cross-entropy (RDED's KL) |
 
 Labels: hard labels train with cross-entropy; soft labels of kernel methods (KIP's and Label Solve's centred
 regression targets) with mean-squared error, as the KIP paper does; other soft labels with soft cross-entropy
@@ -104,6 +105,11 @@ NO_AUGMENT_WHY: dict[str, str] = {
             "plainly"),
     "ls": "Label Solve's labels are solved for a kernel, judged like KIP's: no augmentation",
 }
+NO_AUGMENT_WHY.update({
+    "rded": ("RDED's stitched real crops carry the teacher's fixed soft labels (soft cross-entropy, the KL "
+             "divergence RDED trains with); an augmented view would no longer match its label: none"),
+    "random-soft": "random real images with RDED's teacher's fixed soft labels (soft cross-entropy): none, as rded",
+})
 NO_AUGMENT_DEFAULT = "real images (selectors): trained plainly, as the field's coreset baselines are"
 # Methods whose summaries carry a learned training learning rate in meta[key] (MTT's code evaluates with it).
 LEARNED_LR: dict[str, str] = {"mtt": "syn_lr", "tesla": "syn_lr", "datm": "syn_lr"}
@@ -306,8 +312,15 @@ def split_data(dataset: ImageSet, split: str) -> tuple[torch.Tensor, torch.Tenso
 
 
 def architecture_name(model: str, width: int, depth: int) -> str:
-    """'convnet-64x3', 'mlp-128x3'; LeNet has a fixed shape: 'lenet'."""
-    return model if model == "lenet" else f"{model}-{width}x{depth}"
+    """'convnet-64x3', 'mlp-128x3'; LeNet has a fixed shape: 'lenet'; the field's AlexNet, VGG-11 and ResNet-18
+    their name, with their channel scale when it is not the published one: 'resnet18', 'resnet18-x0.5'."""
+    from .models import FIELD_MODELS, FIELD_WIDTH
+
+    if model == "lenet":
+        return model
+    if model in FIELD_MODELS:
+        return model if width == FIELD_WIDTH else f"{model}-x{width / FIELD_WIDTH:g}"
+    return f"{model}-{width}x{depth}"
 
 
 def distill_architecture(summary: Summary) -> str:

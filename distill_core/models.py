@@ -1,4 +1,5 @@
-"""Networks used to distil and to evaluate: the field's ConvNet-3, an MLP, and LeNet for cross-architecture checks.
+"""Networks used to distil and to evaluate: the field's ConvNet-3, an MLP, LeNet, and the field's AlexNet, VGG-11
+(BatchNorm) and ResNet-18 (BatchNorm) for cross-architecture checks.
 
 All take *normalised* images N×C×H×W and expose `embed(x)` (features before the classifier) for DM and the
 feature-space selectors. 28×28 inputs are zero-padded to 32×32, as in the DC evaluation protocol.
@@ -6,6 +7,14 @@ feature-space selectors. 28×28 inputs are zero-padded to 32×32, as in the DC e
 A ConvNet built without an explicit depth gets `default_depth(image_size)` blocks, as the field sizes it: three up
 to 32 px (ConvNet-3 on MNIST, CIFAR), four at 64 px (ConvNetD4 on Tiny-ImageNet in DM and MTT), one more per
 doubling beyond, so the feature map before the classifier stays 4×4 to 7×7.
+
+AlexNet, VGG-11 and ResNet-18 follow the DC/DSA authors' `networks.py` (VICO-UoE/DatasetCondensation), the
+networks every cross-architecture table of the field is measured with: there, a grey 28×28 image is padded to
+32×32 by the first convolution (padding 4, resp. 3); here every model gets the same 32×32 input from `_pad_28`,
+so the feature maps have the same sizes. Their channel counts are the published ones at `width=128` (the
+ConvNet-equivalent width the `paper` protocol passes) and scale by `width / 128` (the `quick` protocol's 64
+halves them, ~4× fewer operations), so "quick" stays the same semantics on a CPU budget. `depth` does not
+apply to them (their depth is their name). Pooling stops at 1×1, so 8×8 digits go through every network.
 """
 from __future__ import annotations
 
@@ -120,8 +129,132 @@ class LeNet(nn.Module):
         return self.classifier(self.embed(x))
 
 
+FIELD_WIDTH = 128  # the ConvNet width at which AlexNet, VGG-11 and ResNet-18 have their published channel counts
+
+
+def _scaled(channels: int, width: int) -> int:
+    """A published channel count scaled by width / FIELD_WIDTH (at least 8)."""
+    return max(8, int(round(channels * width / FIELD_WIDTH)))
+
+
+class AlexNet(nn.Module):
+    """The field's AlexNet for small images: five convolutions (128-192-256-192-192 channels, 5×5, 5×5, then 3×3),
+    ReLU, three 2×2 max-pools, one linear layer; no normalisation, as in the DC/DSA code."""
+
+    def __init__(self, channels: int, num_classes: int, image_size: int, width: int = FIELD_WIDTH, depth: int = 3):
+        super().__init__()
+        c1, c2, c3, c4, c5 = (_scaled(n, width) for n in (128, 192, 256, 192, 192))
+        size = _padded_size(image_size)
+        layers: list[nn.Module] = [nn.Conv2d(channels, c1, 5, padding=2), nn.ReLU(inplace=True)]
+        layers += _max_pool(size)
+        size = max(1, size // 2)
+        layers += [nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(inplace=True)]
+        layers += _max_pool(size)
+        size = max(1, size // 2)
+        layers += [nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(inplace=True),
+                   nn.Conv2d(c3, c4, 3, padding=1), nn.ReLU(inplace=True),
+                   nn.Conv2d(c4, c5, 3, padding=1), nn.ReLU(inplace=True)]
+        layers += _max_pool(size)
+        size = max(1, size // 2)
+        self.features = nn.Sequential(*layers)
+        self.feature_dim = c5 * size * size
+        self.classifier = nn.Linear(self.feature_dim, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(_pad_28(x)).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
+
+
+def _max_pool(size: int) -> list[nn.Module]:
+    """A 2×2 max-pool while the map is at least 2×2 (8×8 digits run out of pixels before the field's nets do)."""
+    return [nn.MaxPool2d(2, 2)] if size >= 2 else []
+
+
+VGG11_PLAN = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+
+
+class VGG11(nn.Module):
+    """The field's VGG-11 with BatchNorm: 3×3 convolutions of 64-128-256-256-512-512-512-512 channels, each followed
+    by BatchNorm and ReLU, five 2×2 max-pools (32×32 -> 1×1), one linear layer on the 512 features."""
+
+    def __init__(self, channels: int, num_classes: int, image_size: int, width: int = FIELD_WIDTH, depth: int = 3):
+        super().__init__()
+        size = _padded_size(image_size)
+        in_ch = channels
+        layers: list[nn.Module] = []
+        for item in VGG11_PLAN:
+            if item == "M":
+                layers += _max_pool(size)
+                size = max(1, size // 2)
+                continue
+            out = _scaled(int(item), width)
+            layers += [nn.Conv2d(in_ch, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            in_ch = out
+        self.features = nn.Sequential(*layers)
+        self.feature_dim = in_ch * size * size
+        self.classifier = nn.Linear(self.feature_dim, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(_pad_28(x)).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
+
+
+class BasicBlock(nn.Module):
+    """ResNet's basic block: two 3×3 conv + BatchNorm, a shortcut (1×1 conv + BatchNorm when the shape changes)."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_ch != out_ch:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(out_ch))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """The field's ResNet-18 with BatchNorm for small images: a 3×3 stem of 64 channels (no max-pool), four stages
+    of two basic blocks (64, 128, 256, 512 channels; stride 1, 2, 2, 2), global average pooling, one linear layer."""
+
+    def __init__(self, channels: int, num_classes: int, image_size: int, width: int = FIELD_WIDTH, depth: int = 3):
+        super().__init__()
+        stem = _scaled(64, width)
+        self.stem = nn.Sequential(nn.Conv2d(channels, stem, 3, padding=1, bias=False), nn.BatchNorm2d(stem),
+                                  nn.ReLU(inplace=True))
+        blocks: list[nn.Module] = []
+        in_ch = stem
+        for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            out = _scaled(planes, width)
+            blocks += [BasicBlock(in_ch, out, stride), BasicBlock(out, out, 1)]
+            in_ch = out
+        self.blocks = nn.Sequential(*blocks)
+        self.feature_dim = in_ch
+        self.classifier = nn.Linear(in_ch, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.blocks(self.stem(_pad_28(x)))
+        return F.adaptive_avg_pool2d(out, 1).flatten(1)  # = the 4×4 average pool of the 32×32 original
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
+
+
 ModelFactory = Callable[..., nn.Module]
-MODELS: dict[str, ModelFactory] = {"convnet": ConvNet, "mlp": MLP, "lenet": LeNet}
+MODELS: dict[str, ModelFactory] = {"convnet": ConvNet, "mlp": MLP, "lenet": LeNet, "alexnet": AlexNet,
+                                   "vgg11": VGG11, "resnet18": ResNet18}
+# the field's fixed-shape networks: `width` scales their published channels (see the module docstring)
+FIELD_MODELS = ("alexnet", "vgg11", "resnet18")
 
 
 def build_model(name: str, channels: int, num_classes: int, image_size: int, **kwargs) -> nn.Module:

@@ -108,7 +108,10 @@ def test_distill_page_lists_every_registered_method(toy):
 
     at = _open(_app(), "app_pages/distill.py")
     labels = at.selectbox(key="distill.method").options
-    assert {label.split(" — ")[0] for label in labels} == set(METHODS)
+    from distill_core.methods import by_family, family_label
+
+    assert {label.split(" · ")[-1] for label in labels} == set(METHODS)
+    assert list(labels) == [family_label(n) for n in by_family()]  # grouped by family: "Kernel · kip"
 
 
 def test_start_steps_pause_resume_stop_through_the_page(toy):

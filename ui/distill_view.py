@@ -21,7 +21,7 @@ from distill_core.data import ImageSet
 from distill_core.jobs import (ACTIVE_STATUSES, FAILED, PAUSED, RUNNING, STARTING, Job, JobSpec, JobState,
                                check_spec)
 from distill_core.limits import LIMITS
-from distill_core.methods import METHODS
+from distill_core.methods import METHODS, family_label
 from distill_core.methods.base import Method
 from distill_core.methods.base import config_defaults as base_config_defaults
 from distill_core import profiles
@@ -40,8 +40,9 @@ SIMPLE_TYPES = (bool, int, float, str)
 # ---------------------------------------------------------------------------------------------- settings
 
 def method_label(name: str) -> str:
-    cls = METHODS.get(name)
-    return f"{name} — {cls.kind}" if cls is not None else name
+    """The select box's entry: the method under its family's name, e.g. 'Kernel · kip' (the list is grouped by
+    family, `distill_core.methods.by_family`)."""
+    return family_label(name) if name in METHODS else name
 
 
 def current_profile() -> str:

@@ -95,10 +95,14 @@ def estimate_note(method: str, dataset: str, ipc: int, steps: int | None) -> tup
 
 @dataclass(frozen=True)
 class Topic:
+    """One section of the learn page; `family` (a key of `distill_core.methods.FAMILIES`) groups the sections
+    about methods under their family's heading ("" for the general ones)."""
+
     key: str
     title: str
     text: str
     presets: tuple[Preset, ...] = ()
+    family: str = ""
 
 
 TOPICS: tuple[Topic, ...] = (
@@ -125,20 +129,20 @@ The oldest answer is a **coreset**: keep a few *real* images per class and throw
 - A coreset is always made of genuine photos, so it is easy to trust — but a few real images rarely carry
   everything a class looks like.
 """, (Preset("Herding, 5 per class", ("herding",), ipc=5, key="herding"),
-      Preset("k-center, 5 per class", ("kcenter", "k-center", "k_center"), ipc=5, key="kcenter"))),
+      Preset("k-center, 5 per class", ("kcenter", "k-center", "k_center"), ipc=5, key="kcenter")), "selection"),
     Topic("submodular", "Submodular selection", """
 **Facility location** scores a set of picks by how well every image of the class is "served" by its most
 similar pick, and grows the set greedily. The score is *submodular* — each extra pick helps less than the one
 before — which is exactly the property that makes the greedy choice provably good (within 63% of the best
 possible set). Libraries such as apricot implement it; here it is one more selector.
 """, (Preset("Facility location, 5 per class", ("facility", "facility-location", "facility_location", "fl"),
-             ipc=5, key="facility"),)),
+             ipc=5, key="facility"),), "selection"),
     Topic("kmeans", "k-means prototypes", """
 Cluster each class into *k* groups and keep the centre of each group. With *k* = 1 this is the **class mean**
 — one blurry average image per class. Centres are not real images (they are averages), so this is the simplest
 step from *selecting* towards *synthesising*. The **medoid** variant keeps the real image nearest each centre.
 """, (Preset("k-means centres, 5 per class", ("kmeans", "k-means", "k_means"), ipc=5, key="kmeans"),
-      Preset("Class mean (1 per class)", ("mean", "class-mean", "class_mean"), ipc=1, key="mean"))),
+      Preset("Class mean (1 per class)", ("mean", "class-mean", "class_mean"), ipc=1, key="mean")), "selection"),
     Topic("kip", "KIP: kernel inducing points", """
 **KIP** learns the pixels directly. It uses the fact that a very wide neural network behaves like a *kernel
 machine* (the neural tangent kernel): training it on the summary has a closed-form answer, kernel ridge
@@ -148,7 +152,30 @@ it fast on a CPU for small images.
 """, (Preset("KIP on MNIST from noise, 1 per class", ("kip",), dataset="mnist-5k", ipc=1, steps=150,
              settings={"init": "noise", "lr_ipc1": 0.2}, key="kip-mnist-ipc1"),
       Preset("KIP on digits from noise, 10 per class", ("kip",), ipc=10, steps=200,
-             settings={"init": "noise", "lr": 0.1}, key="kip-digits-ipc10"))),
+             settings={"init": "noise", "lr": 0.1}, key="kip-digits-ipc10")), "kernel"),
+    Topic("kernel-fast", "RFAD and FRePo: faster kernels", """
+KIP's exact kernel costs time that grows with the square of the real batch. Two later methods keep the idea —
+fit the summary so that a closed-form predictor trained on it gets real images right — and make it cheaper:
+
+- **RFAD** (random feature approximation) replaces the exact convolutional kernel by the inner product of the
+  features of a few *random* networks, so the cost grows linearly with the data.
+- **FRePo** (neural feature regression with pooling) trains one network alongside the summary and fits a ridge
+  regression on its learned *features*, refreshing the network from a pool as it goes; it often learns the labels
+  too.
+""", (Preset("RFAD on digits from noise, 1 per class", ("rfad",), ipc=1, steps=100,
+             settings={"init": "noise"}, key="rfad-digits-ipc1"),
+      Preset("FRePo on digits from noise, 1 per class", ("frepo",), ipc=1, steps=100,
+             settings={"init": "noise"}, key="frepo-digits-ipc1")), "kernel"),
+    Topic("dc", "DC and DSA: gradient matching", """
+**Dataset condensation (DC)** trains a network on the real data and on the synthetic data side by side and
+nudges the synthetic images so that both produce the *same gradients* on the network's weights — if the
+gradients match, training on either set moves the network the same way. **DSA** (differentiable siamese
+augmentation) applies the same random crops, flips, scalings and colour changes to both sides while matching,
+which makes the learned images more useful under augmentation and usually more accurate.
+""", (Preset("DC on digits from noise, 1 per class", ("dc", "gm"), ipc=1, steps=25,
+             settings={"init": "noise"}, key="dc-digits-ipc1"),
+      Preset("DSA on digits from noise, 1 per class", ("dsa",), ipc=1, steps=15,
+             settings={"init": "noise"}, key="dsa-digits-ipc1")), "gradient"),
     Topic("dm", "DM: distribution matching", """
 **Distribution matching** asks the synthetic images to look, *on average*, like the real ones through the eyes
 of many randomly initialised networks: for each class, the mean embedding of the synthetic images should match
@@ -159,24 +186,46 @@ DM only asks the *average* embedding to match, so it starts from real images and
 needs thousands of steps before digits appear (the noise that does not change the average is never removed).
 Compare the grid at step 0 and at the end in the replay — the changes are small and spread over the image.
 """, (Preset("DM on digits, 10 per class (from real images)", ("dm",), ipc=10, steps=40,
-             settings={"init": "real"}, key="dm-digits-ipc10"),)),
-    Topic("dc", "DC and DSA: gradient matching", """
-**Dataset condensation (DC)** trains a network on the real data and on the synthetic data side by side and
-nudges the synthetic images so that both produce the *same gradients* on the network's weights — if the
-gradients match, training on either set moves the network the same way. **DSA** (differentiable siamese
-augmentation) applies the same random crops, flips, scalings and colour changes to both sides while matching,
-which makes the learned images more useful under augmentation and usually more accurate.
-""", (Preset("DC on digits from noise, 1 per class", ("dc", "gm"), ipc=1, steps=25,
-             settings={"init": "noise"}, key="dc-digits-ipc1"),
-      Preset("DSA on digits from noise, 1 per class", ("dsa",), ipc=1, steps=15,
-             settings={"init": "noise"}, key="dsa-digits-ipc1"))),
+             settings={"init": "real"}, key="dm-digits-ipc10"),), "distribution"),
+    Topic("idm", "IDM: improved distribution matching", """
+**IDM** keeps DM's cheap recipe and fixes its blind spots: the networks it matches through are *partly trained*
+(kept in a queue and trained a little between uses) instead of always random, the synthetic images are split
+into several smaller ones per slot, and a classification term keeps each class's images separable. The result is
+DM's speed with accuracy much closer to the bi-level methods.
+""", (Preset("IDM on digits, 10 per class (from real images)", ("idm",), ipc=10, steps=40,
+             settings={"init": "real"}, key="idm-digits-ipc10"),), "distribution"),
     Topic("mtt", "MTT: matching training trajectories", """
 **Matching training trajectories** first records *expert* trajectories: the weights of networks trained on the
 full data, epoch after epoch. Then, starting from an expert's weights at some epoch, it trains a student for a
 few steps on the synthetic images and asks the student to land where the expert landed a few epochs later.
 Matching long stretches of training (not single gradients) gives the best images at the cost of the most compute.
 """, (Preset("MTT on digits from noise, 1 per class", ("mtt",), ipc=1, steps=10,
-             settings={"num_experts": 1, "init": "noise"}, key="mtt-digits-ipc1"),)),
+             settings={"num_experts": 1, "init": "noise"}, key="mtt-digits-ipc1"),), "trajectory"),
+    Topic("tesla-datm", "TESLA and DATM: trajectories at scale", """
+**TESLA** computes MTT's gradient through the unrolled student training with memory that does not grow with the
+number of student steps, and gives each synthetic image a soft label taken from a trained expert, so trajectory
+matching reaches ImageNet-sized problems. **DATM** (difficulty-aligned trajectory matching) notices that early
+expert epochs teach easy patterns and late ones hard patterns: it matches early stretches for small summaries and
+later stretches for larger ones, and learns soft labels too.
+""", (Preset("TESLA on digits from noise, 1 per class", ("tesla",), ipc=1, steps=10,
+             settings={"num_experts": 1, "init": "noise"}, key="tesla-digits-ipc1"),
+      Preset("DATM on digits from noise, 1 per class", ("datm",), ipc=1, steps=10,
+             settings={"num_experts": 1, "init": "noise"}, key="datm-digits-ipc1")), "trajectory"),
+    Topic("rded", "RDED: decoupled distillation", """
+The **decoupled** methods drop the bi-level loop altogether. **RDED** trains one *teacher* network on the real
+data and lets it do the judging: from each class it cuts many random crops out of real images, keeps the ones
+the teacher finds most convincing (*realism*: the lowest cross-entropy of the true class), stitches several of
+them into each synthetic image (*diversity*: 2 × 2 crops in one picture), and finally **relabels** every image
+with the teacher's soft labels (probabilities over all classes) instead of a single class. It runs in one pass,
+in seconds, and scales to ImageNet.
+
+Soft labels are half of the story. **random-soft** gives random real images the same teacher's soft labels:
+benched beside `random` and `rded` it shows what the labels add and what RDED's crops add. (With this lab's
+short SGD evaluation, soft labels need more training than hard ones to pay off — a known effect: the field trains
+soft-label summaries much longer.)
+""", (Preset("RDED on digits, 10 per class", ("rded",), ipc=10, key="rded-digits-ipc10"),
+      Preset("Random images with the teacher's soft labels, 10 per class", ("random-soft",), ipc=10,
+             key="random-soft-digits-ipc10")), "decoupled"),
     Topic("archetypes", "What the archetype images mean", """
 Each row of the grid is one class; each image is one of its **archetypes**. For a coreset they are real
 examples; for a k-means centre an average; for a distiller they are *whatever pixels teach a network that class
@@ -190,3 +239,14 @@ network needs to be *told* about it.
 
 def all_presets() -> list[Preset]:
     return [p for t in TOPICS for p in t.presets]
+
+
+def family_topics() -> list[tuple[str, list[Topic]]]:
+    """The topics in page order, consecutive ones of one family together: [(family key or "", topics), ...]."""
+    groups: list[tuple[str, list[Topic]]] = []
+    for topic in TOPICS:
+        if groups and groups[-1][0] == topic.family:
+            groups[-1][1].append(topic)
+        else:
+            groups.append((topic.family, [topic]))
+    return groups

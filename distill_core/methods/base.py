@@ -110,11 +110,24 @@ def _convert(key: str, raw: Any, current: Any) -> Any:
     return raw
 
 
+FAMILIES: dict[str, str] = {
+    "kernel": "Kernel",              # kip, ls, rfad, frepo: closed-form kernel regression on the summary
+    "gradient": "Gradient matching",  # dc, dsa
+    "distribution": "Distribution matching",  # dm, idm
+    "trajectory": "Trajectory matching",      # mtt, tesla, datm
+    "decoupled": "Decoupled",        # rded: a trained teacher picks and relabels real crops, no bi-level loop
+    "selection": "Selection",        # random, herding, kcenter, facility, kmeans, ...: real images picked/averaged
+}
+"""Method families (`Method.family`) and their display names, in the order the app lists them."""
+
+
 class Method:
-    """Base class. Subclasses set `name`, `kind`, `Config`, `description` and implement `_step()`/`summary()`."""
+    """Base class. Subclasses set `name`, `kind`, `family`, `Config`, `description` and implement
+    `_step()`/`summary()`."""
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "selector"  # or "distiller"
+    family: ClassVar[str] = "selection"  # one of FAMILIES
     description: ClassVar[str] = ""
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     default_steps: ClassVar[int] = 1  # instances: the profile's (see `profile_steps`)
@@ -196,10 +209,25 @@ def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator: add a method to the registry under `cls.name`."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
+    if cls.family not in FAMILIES:
+        raise ValueError(f"{cls.__name__}.family is {cls.family!r}; choose one of {', '.join(FAMILIES)}")
     if cls.name in METHODS and METHODS[cls.name] is not cls:
         raise ValueError(f"method name {cls.name!r} is registered twice")
     METHODS[cls.name] = cls
     return cls
+
+
+def family_label(name: str) -> str:
+    """'Kernel · kip': a registered method's name under its family's display name (the app's method lists)."""
+    cls = get_method(name)
+    return f"{FAMILIES[cls.family]} · {name}"
+
+
+def by_family(names: list[str] | None = None) -> list[str]:
+    """Registered method names (or `names`) grouped by family in `FAMILIES` order, alphabetical within one."""
+    order = {f: i for i, f in enumerate(FAMILIES)}
+    names = list(METHODS) if names is None else [n for n in names if n in METHODS]
+    return sorted(names, key=lambda n: (order.get(METHODS[n].family, len(order)), n))
 
 
 def get_method(name: str) -> type[Method]:

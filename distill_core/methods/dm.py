@@ -75,6 +75,7 @@ class DMConfig(DistillerConfig):
 @register_method
 class DistributionMatching(SyntheticImages):
     name = "dm"
+    family = "distribution"
     description = "Distribution matching: match per-class mean embeddings of real and synthetic images under random networks."
     Config = DMConfig
     config: DMConfig

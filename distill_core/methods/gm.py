@@ -107,6 +107,7 @@ class DSAConfig(DCConfig):
 class _GradientMatching(SyntheticImages):
     """Gradient matching; subclasses choose whether to augment."""
 
+    family = "gradient"
     Config = DCConfig
     config: DCConfig
     use_dsa = False

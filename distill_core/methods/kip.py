@@ -119,6 +119,7 @@ class KIPConfig(MethodConfig):
 class KIP(Method):
     name = "kip"
     kind = "distiller"
+    family = "kernel"
     description = ("Kernel Inducing Points: learn images (and optionally labels) whose kernel ridge regression "
                    "with a wide network's NTK predicts real images well.")
     Config = KIPConfig

@@ -233,6 +233,7 @@ class LabelSolveConfig(MethodConfig):
 class LabelSolve(Method):
     name = "ls"
     kind = "selector"
+    family = "kernel"
     description = ("Label Solve (KIP paper): real support images (random, or any selector's) with the soft labels "
                    "that make kernel ridge regression from them fit the training set best, in closed form.")
     Config = LabelSolveConfig

@@ -164,6 +164,7 @@ class MTTConfig(DistillerConfig):
 @register_method
 class MTT(SyntheticImages):
     name = "mtt"
+    family = "trajectory"
     description = "Matching training trajectories: a student trained on the synthetic set should land where experts did."
     Config = MTTConfig
     config: MTTConfig

@@ -9,6 +9,7 @@ from ..summary import Summary
 class RandomSubset(Method):
     name = "random"
     kind = "selector"
+    family = "selection"
     description = "Random real images, the same number from every class."
 
     def _step(self) -> dict[str, float]:

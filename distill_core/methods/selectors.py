@@ -137,6 +137,7 @@ class _PerClassSelector(Method):
     """Shared work: features of each class's training images, one pass per class, a summary of real images."""
 
     kind = "selector"
+    family = "selection"
     Config = SelectorConfig
 
     def _features(self, images: torch.Tensor) -> np.ndarray:
