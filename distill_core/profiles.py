@@ -29,7 +29,7 @@ PROFILES = ("fast", "paper")
 FAMILIES = ("small", "grey28", "colour32")
 GROUPS = {"digits": "small", "mnist-5k": "grey28", "mnist": "grey28", "fashion-mnist": "grey28",
           "kmnist": "grey28", "cifar10": "colour32", "cifar100": "colour32", "svhn": "colour32"}
-DISTILLERS = ("kip", "dm", "dc", "dsa", "mtt")
+DISTILLERS = ("kip", "dm", "dc", "dsa", "mtt", "rfad", "frepo")
 
 
 def dataset_family(dataset_name: str) -> str:
@@ -95,6 +95,8 @@ DC_PAPER = "DC/DSA code (VICO-UoE/DatasetCondensation main.py)"
 DM_PAPER = "DM code (main_DM.py) and README"
 MTT_PAPER = "MTT code (buffer.py, distill.py) and paper's CIFAR-10 recipe; no MNIST recipe was published"
 KIP_PAPER = "KIP authors' colab (google-research/kip)"
+RFAD_PAPER = "RFAD code (yolky/RFAD run_distillation.py, distillation.py)"
+FREPO_PAPER = "FRePo code (yongchao97/FRePo script/distill.py and its PyTorch version)"
 SMALL_NOTE = "; 8×8 digits: 2 blocks (a 3rd normalises 2×2 maps and the images diverge)"
 GM_LOOPS = ((1, 1), (10, 10), (20, 20), (30, 30), (40, 40), (50, 50))
 
@@ -150,6 +152,37 @@ TABLE: tuple[Row, ...] = (
     Row(("mtt",), "num_experts", Fam(2, 2, 5), 100, MTT_PAPER + ": 100 experts"),
     Row(("mtt",), "expert_train_epochs", Fam(6, 6, 15), 50, MTT_PAPER + ": 50 epochs each"),
     Row(("mtt",), "dsa", True, True, MTT_PAPER + ": DSA in the experts and the student"),
+    # ----------------------------------------------------------------------------------------------------- rfad
+    Row(("rfad",), "iterations", ByIPC(((1, 300), (10, 200), (50, 100))), 100000,
+        RFAD_PAPER + ": at most 100,000 steps, stopped early on a validation loss"),
+    Row(("rfad",), "width", Fam(128, 32, 32), 256, RFAD_PAPER + ": ConvNet_wide, 128 channels × k = 2"),
+    Row(("rfad",), "depth", 3, 3, RFAD_PAPER + ": 3 blocks, no normalisation"),
+    Row(("rfad",), "num_models", 2, 8, RFAD_PAPER + ": 8 random networks per step, resampled every step"),
+    Row(("rfad",), "target_batch", Fam(500, 256, 256), 5120, RFAD_PAPER + ": n_batches 4 × 1,280 real images"),
+    Row(("rfad",), "ridge", 5e-3, 5e-3, RFAD_PAPER + ": jit 5e-3 · tr(K)/n"),
+    Row(("rfad",), "lr", 0.01, 0.001, RFAD_PAPER + ": lr 1e-3 (AdaBelief; Adam here); fast: a short run moves further"),
+    Row(("rfad",), "loss", "platt", "platt", RFAD_PAPER + ": --platt, log-temperature at lr 1e-2"),
+    Row(("rfad",), "learn_labels", False, True, RFAD_PAPER + ": README example --platt --learn_labels"),
+    Row(("rfad",), "label_lr", 0.01, 0.001, RFAD_PAPER + ": labels in the images' parameter group"),
+    Row(("rfad",), "init", "real", "real", RFAD_PAPER + ": init_strategy random (real images)"),
+    # ---------------------------------------------------------------------------------------------------- frepo
+    Row(("frepo",), "iterations", ByIPC(((1, 300), (10, 200), (50, 100))), 500000,
+        FREPO_PAPER + ": num_train_steps 500K in the CIFAR scripts"),
+    Row(("frepo",), "width", Fam(64, 32, 32), 128, FREPO_PAPER + ": ConvNet-3 width 128, no normalisation"),
+    Row(("frepo",), "depth", 3, 3, FREPO_PAPER),
+    Row(("frepo",), "pool_size", 3, 10, FREPO_PAPER + ": num_nn_state 10"),
+    Row(("frepo",), "max_age", 30, 100, FREPO_PAPER + ": max_online_updates 100"),
+    Row(("frepo",), "net_lr", 0.001, 0.0003, FREPO_PAPER + ": online Adam 3e-4; fast: short-lived networks learn faster"),
+    Row(("frepo",), "net_batch", 500, 500, FREPO_PAPER + ": online batch 500"),
+    Row(("frepo",), "target_batch", Fam(500, 256, 256), 1024, FREPO_PAPER + ": batch_size 1024"),
+    Row(("frepo",), "ridge", 1e-6, 1e-6, FREPO_PAPER + ": reg 1e-6 · tr/n"),
+    Row(("frepo",), "lr", 0.003, 0.001,
+        FREPO_PAPER + ": Adam 1e-3 (PyTorch version; LAMB 3e-4 in JAX), cosine to 0.1×; fast: fewer steps"),
+    Row(("frepo",), "label_lr", 0.003, 0.001, FREPO_PAPER + ": labels in the images' optimiser"),
+    Row(("frepo",), "learn_labels", True, True, FREPO_PAPER + ": learn_label True"),
+    Row(("frepo",), "flip", Fam(False, False, True), Fam(False, False, True),
+        FREPO_PAPER + ": use_flip except on (Fashion-)MNIST"),
+    Row(("frepo",), "init", "real", "real", FREPO_PAPER + ": real images of each class"),
 )
 
 
