@@ -28,7 +28,7 @@ LAMB at 3e-4), 500,000 steps in the CIFAR scripts. Published Fashion-MNIST ConvN
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -64,7 +64,7 @@ class FRePoConfig(DistillerConfig):
     net_batch: int = 500           # synthetic images per online update (all of them when fewer)
     target_batch: int = 1024       # real images per step (uniformly drawn)
     ridge: float = 1e-6
-    flip: bool = field(default=False)  # also regress from the mirrored synthetic images (colour sets)
+    flip: bool = False             # also regress from the mirrored synthetic images (colour sets)
 
     def validate(self) -> None:
         super().validate()
