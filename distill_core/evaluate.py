@@ -18,13 +18,13 @@ read by one function, `eval_policy(method, dataset, protocol)`:
 | dc on mnist, mnist-5k | DC's crop/scale/rotate | 1000 / 200 | 0.01 | DC's code augments MNIST only |
 | dc elsewhere (e.g. fashion-mnist) | none | 300 / 150 | 0.01 | DC's code |
 | kip, ls (kernel images) | none | 300 / 150 | 0.01 | the KIP paper trains networks on its images plainly |
-| rfad | none | 300 / 150 | 0.01 | RFAD's code trains its networks on the images plainly (MSE on its labels) |
-| frepo | DSA (no flip on digit sets) | 1000 / 200 | 0.01 | FRePo's code trains with colour/crop/rotate/scale/cutout (+flip on colour sets) |
+| rfad | none | 300 / 150 | 0.01 | RFAD's code trains networks on its images plainly |
+| frepo | DSA (no flip on digit sets) | 1000 / 200 | 0.01 | FRePo's code: colour/crop/rotate/scale/cutout |
 | selectors (random, herding, …) | none | 300 / 150 | 0.01 | real images; the field's coreset baselines |
 
 Labels: hard labels train with cross-entropy; soft labels of kernel methods (KIP's, Label Solve's, RFAD's and
-FRePo's centred regression targets) with mean-squared error, as the KIP, RFAD and FRePo authors' code does; other soft labels with soft cross-entropy
-(KL divergence to the targets, as DD-Ranking does). `label_loss` forces one; the record states which was used.
+FRePo's centred regression targets) with mean-squared error, as the KIP, RFAD and FRePo authors' code does; other
+soft labels with soft cross-entropy (KL divergence to the targets, as DD-Ranking does). `label_loss` forces one; the record states which was used.
 """
 from __future__ import annotations
 
