@@ -24,7 +24,8 @@ read by one function, `eval_policy(method, dataset, protocol)`:
 
 Labels: hard labels train with cross-entropy; soft labels of kernel methods (KIP's, Label Solve's, RFAD's and
 FRePo's centred regression targets) with mean-squared error, as the KIP, RFAD and FRePo authors' code does; other
-soft labels with soft cross-entropy (KL divergence to the targets, as DD-Ranking does). `label_loss` forces one; the record states which was used.
+soft labels with soft cross-entropy (KL divergence to the targets, as DD-Ranking does). `label_loss` forces one;
+the record states which was used.
 """
 from __future__ import annotations
 
