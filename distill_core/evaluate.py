@@ -19,13 +19,15 @@ read by one function, `eval_policy(method, dataset, protocol)`:
 | dc on mnist, mnist-5k | DC's crop/scale/rotate | 1000 / 200 | 0.01 | DC's code augments MNIST only |
 | dc elsewhere (e.g. fashion-mnist) | none | 300 / 150 | 0.01 | DC's code |
 | kip, ls (kernel images) | none | 300 / 150 | 0.01 | the KIP paper trains networks on its images plainly |
+| rfad | none | 300 / 150 | 0.01 | RFAD's code trains networks on its images plainly |
+| frepo | DSA (no flip on digit sets) | 1000 / 200 | 0.01 | FRePo's code: colour/crop/rotate/scale/cutout |
 | selectors (random, herding, …) | none | 300 / 150 | 0.01 | real images; the field's coreset baselines |
 | rded, random-soft (teacher soft labels) | none | 300 / 150 | 0.01 | fixed labels: soft cross-entropy (RDED's KL) |
 
-Labels: hard labels train with cross-entropy; soft labels of kernel methods (KIP's and Label Solve's centred
-regression targets) with mean-squared error, as the KIP paper does; other soft labels with soft cross-entropy
-(KL divergence to the targets, as DD-Ranking does; tesla's and datm's learned labels by name, `SOFT_LABEL_LOSS`).
-`label_loss` forces one; the record states which was used.
+Labels: hard labels train with cross-entropy; soft labels of kernel methods (KIP's, Label Solve's, RFAD's and
+FRePo's centred regression targets) with mean-squared error, as the KIP, RFAD and FRePo authors' code does; other
+soft labels with soft cross-entropy (KL divergence to the targets, as DD-Ranking does; tesla's and datm's learned
+labels by name, `SOFT_LABEL_LOSS`). `label_loss` forces one; the record states which was used.
 """
 from __future__ import annotations
 
@@ -97,6 +99,9 @@ AUGMENT_RULES: tuple[AugmentRule, ...] = (
                 "IDM, TESLA and DATM train their evaluation networks with DSA augmentation (their authors' code)"),
     AugmentRule(("dc",), "dc", ("mnist", "mnist-5k"),
                 "DC's code (get_daparam) trains networks on its MNIST images with crop/scale/rotate"),
+    AugmentRule(("frepo",), "dsa", None,
+                "FRePo's code trains its evaluation networks with differentiable colour/crop/rotate/scale/cutout "
+                "augmentation (and flips on colour sets): the DSA families"),
 )
 # Why a summary gets no augmentation, by method (the first rule that matches wins; then this; then the default).
 NO_AUGMENT_WHY: dict[str, str] = {
@@ -104,6 +109,8 @@ NO_AUGMENT_WHY: dict[str, str] = {
     "kip": ("KIP's images are learned for a kernel without augmentation, and the KIP paper trains networks on them "
             "plainly"),
     "ls": "Label Solve's labels are solved for a kernel, judged like KIP's: no augmentation",
+    "rfad": ("RFAD's code (eval_distilled_set.py) trains networks on its images without augmentation, with MSE on "
+             "its (learned) labels"),
 }
 NO_AUGMENT_WHY.update({
     "rded": ("RDED's stitched real crops carry the teacher's fixed soft labels (soft cross-entropy, the KL "
@@ -119,7 +126,7 @@ SOFT_LABEL_LOSS: dict[str, str] = {
     "datm": "soft_ce",   # DATM's code: SoftCrossEntropy to softmax(learned label logits)
 }
 # Methods whose soft labels are kernel-regression targets (centred one-hot, learned or solved): fitted with MSE.
-KERNEL_LABEL_METHODS = frozenset({"kip", "ls"})
+KERNEL_LABEL_METHODS = frozenset({"kip", "ls", "rfad", "frepo"})
 
 
 @dataclass(frozen=True)

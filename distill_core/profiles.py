@@ -29,7 +29,7 @@ PROFILES = ("fast", "paper")
 FAMILIES = ("small", "grey28", "colour32")
 GROUPS = {"digits": "small", "mnist-5k": "grey28", "mnist": "grey28", "fashion-mnist": "grey28",
           "kmnist": "grey28", "cifar10": "colour32", "cifar100": "colour32", "svhn": "colour32"}
-DISTILLERS = ("kip", "dm", "dc", "dsa", "mtt", "idm", "tesla", "datm", "rded")
+DISTILLERS = ("kip", "dm", "dc", "dsa", "mtt", "rfad", "frepo", "idm", "tesla", "datm", "rded")
 
 
 def dataset_family(dataset_name: str) -> str:
@@ -98,6 +98,8 @@ KIP_PAPER = "KIP authors' colab (google-research/kip)"
 RDED_PAPER = "RDED code (LINs-lab/RDED: argument.py, scripts/cifar10_10ipc_conv3_to_conv3_cr5.sh, synthesize/)"
 RDED_TEACHER = ("RDED's conv3 teacher: ConvNet-3, 128 channels, BatchNorm (synthesize/utils.py); RDED ships it "
                 "pretrained without a recipe: epochs are this project's choice")
+RFAD_PAPER = "RFAD code (yolky/RFAD run_distillation.py, distillation.py)"
+FREPO_PAPER = "FRePo code (yongchao97/FRePo script/distill.py and its PyTorch version)"
 SMALL_NOTE = "; 8×8 digits: 2 blocks (a 3rd normalises 2×2 maps and the images diverge)"
 BY_SIZE_NOTE = ("; 0 = by image size (`models.default_depth`: 3 up to 32 px, 4 at 64 px as DM/MTT use on "
                 "Tiny-ImageNet)")
@@ -242,6 +244,41 @@ TABLE: tuple[Row, ...] = (
     Row(("rded", "random-soft"), "teacher_lr", 0.01, 0.01, RDED_TEACHER + "; SGD 0.01 as the field's ConvNets"),
     Row(("rded", "random-soft"), "teacher_max_train", Fam(0, 10000, 10000), 0,
         "fast: a class-balanced sample of 10,000 training images; paper: the whole training split"),
+    # ----------------------------------------------------------------------------------------------------- rfad
+    Row(("rfad",), "iterations", ByIPC(((1, 300), (10, 200), (50, 100))), 100000,
+        RFAD_PAPER + ": at most 100,000 steps, stopped early on a validation loss"),
+    Row(("rfad",), "width", Fam(64, 32, 32), 256, RFAD_PAPER + ": ConvNet_wide, 128 channels × k = 2"),
+    Row(("rfad",), "depth", 3, 3, RFAD_PAPER + ": 3 blocks, no normalisation"),
+    Row(("rfad",), "num_models", 2, 8, RFAD_PAPER + ": 8 random networks per step, resampled every step"),
+    Row(("rfad",), "target_batch", Fam(500, 256, 256), 5120, RFAD_PAPER + ": n_batches 4 × 1,280 real images"),
+    Row(("rfad",), "ridge", 5e-3, 5e-3, RFAD_PAPER + ": jit 5e-3 · tr(K)/n"),
+    Row(("rfad",), "lr", ByIPC(((1, 0.03), (50, 0.01))), 0.001,
+        RFAD_PAPER + ": lr 1e-3 (AdaBelief; Adam here); fast: a short run moves further"),
+    Row(("rfad",), "loss", "platt", "platt", RFAD_PAPER + ": --platt, log-temperature at lr 1e-2"),
+    Row(("rfad",), "learn_labels", False, True, RFAD_PAPER + ": README example --platt --learn_labels"),
+    Row(("rfad",), "label_lr", 0.01, 0.001, RFAD_PAPER + ": labels in the images' parameter group"),
+    Row(("rfad",), "init", "real", "real", RFAD_PAPER + ": init_strategy random (real images)"),
+    # ---------------------------------------------------------------------------------------------------- frepo
+    Row(("frepo",), "iterations", ByIPC(((1, 300), (10, 200), (50, 100))), 500000,
+        FREPO_PAPER + ": num_train_steps 500K in the CIFAR scripts"),
+    Row(("frepo",), "width", Fam(64, 32, 32), 128, FREPO_PAPER + ": ConvNet-3 width 128, no normalisation"),
+    Row(("frepo",), "depth", 3, 3, FREPO_PAPER),
+    Row(("frepo",), "pool_size", 3, 10, FREPO_PAPER + ": num_nn_state 10"),
+    Row(("frepo",), "max_age", 30, 100, FREPO_PAPER + ": max_online_updates 100"),
+    Row(("frepo",), "net_lr", 0.001, 0.0003,
+        FREPO_PAPER + ": online Adam 3e-4; fast: short-lived networks learn faster"),
+    Row(("frepo",), "net_batch", 500, 500, FREPO_PAPER + ": online batch 500"),
+    Row(("frepo",), "target_batch", Fam(500, 256, 256), 1024, FREPO_PAPER + ": batch_size 1024"),
+    Row(("frepo",), "ridge", 1e-6, 1e-6, FREPO_PAPER + ": reg 1e-6 · tr/n"),
+    Row(("frepo",), "lr", ByIPC(((1, 0.03), (50, 0.01))), 0.001,
+        FREPO_PAPER + ": Adam 1e-3 (PyTorch version; LAMB 3e-4 in JAX), cosine to 0.1×; fast: fewer steps"),
+    Row(("frepo",), "label_lr", 0.01, 0.001, FREPO_PAPER + ": labels in the images' optimiser"),
+    Row(("frepo",), "learn_labels", False, True,
+        FREPO_PAPER + ": learn_label True; fast: hard labels (learned ones barely move in a short run, and "
+        "networks fit the soft ones with MSE, which needs more epochs than the quick protocol's)"),
+    Row(("frepo",), "flip", Fam(False, False, True), Fam(False, False, True),
+        FREPO_PAPER + ": use_flip except on (Fashion-)MNIST"),
+    Row(("frepo",), "init", "real", "real", FREPO_PAPER + ": real images of each class"),
 )
 
 
