@@ -21,6 +21,7 @@ from distill_core import exports
 from distill_core.data import load_dataset
 from distill_core.jobs import JobSpec, job_wait, start_job, stop_all
 from distill_core.methods import METHODS, create_method
+from distill_core.profiles import DISTILLERS
 
 
 def _save_pair(job, preset, folder: Path) -> None:
@@ -67,10 +68,10 @@ def run_presets(limit_s: float, pairs: Path | None = None) -> None:
         stop_all()
 
 
-def step_table(datasets: list[str], ipcs: list[int], steps: int) -> None:
+def step_table(datasets: list[str], ipcs: list[int], steps: int, methods: list[str]) -> None:
     print("# seconds per step, one torch thread, median of "
           f"{steps} steps after one untimed step (method, dataset, ipc): seconds")
-    for name in ("kip", "dm", "dc", "dsa", "mtt"):
+    for name in methods:
         if name not in METHODS:
             continue
         for dataset in datasets:
@@ -92,6 +93,8 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["digits", "mnist-5k"])
     parser.add_argument("--ipc", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per row of --step-table")
+    parser.add_argument("--methods", nargs="+", default=[m for m in DISTILLERS if m in METHODS and METHODS[m].kind == "distiller"],
+                        help="distillers of --step-table")
     parser.add_argument("--pairs", type=Path, default=None, help="folder for the before/after grids")
     parser.add_argument("--limit", type=float, default=600.0, help="stop a preset after this many seconds")
     args = parser.parse_args()
@@ -99,7 +102,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     if args.step_table:
-        step_table(args.datasets, args.ipc, args.steps)
+        step_table(args.datasets, args.ipc, args.steps, args.methods)
     else:
         run_presets(args.limit, args.pairs)
 

@@ -43,11 +43,33 @@ STEP_SECONDS: dict[tuple[str, str, int], float] = {
     ("dsa", "digits", 10): 2.8852,
     ("mtt", "digits", 1): 1.9776,
     ("mtt", "digits", 10): 3.5630,
+    ("rfad", "digits", 1): 0.0791,
+    ("rfad", "digits", 10): 0.1144,
+    ("rfad", "mnist-5k", 1): 0.1879,
+    ("rfad", "mnist-5k", 10): 0.4031,
+    ("frepo", "digits", 1): 0.0489,
+    ("frepo", "digits", 10): 0.0840,
+    ("frepo", "mnist-5k", 1): 0.1123,
+    ("frepo", "mnist-5k", 10): 0.2673,
+    ("idm", "digits", 1): 0.1047,
+    ("idm", "digits", 10): 0.1406,
+    ("idm", "mnist-5k", 1): 0.5297,
+    ("idm", "mnist-5k", 10): 1.0362,
+    ("tesla", "digits", 1): 0.4301,
+    ("tesla", "digits", 10): 0.5105,
+    ("tesla", "mnist-5k", 1): 1.1274,
+    ("tesla", "mnist-5k", 10): 2.5566,
+    ("datm", "digits", 1): 0.5373,
+    ("datm", "digits", 10): 0.5559,
+    ("datm", "mnist-5k", 1): 1.5184,
+    ("datm", "mnist-5k", 10): 2.2778,
 }
 
 # (method, dataset) -> seconds before the first step (beyond loading the dataset)
 SETUP_SECONDS: dict[tuple[str, str], float] = {
     ("mtt", "digits"): 26.0,   # training one expert trajectory on first use (none stored yet)
+    ("tesla", "digits"): 26.0,  # the same experts as mtt
+    ("datm", "digits"): 26.0,
 }
 
 # dataset -> the measured dataset whose rows it uses (scaled by pixels per image)

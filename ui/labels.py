@@ -173,10 +173,95 @@ WORDS: dict[str, Words] = {
     "target_size": Words("Real images the labels fit", "How many real training images (class-balanced) the "
                          "labels are solved against: more fits them better but the solve takes longer.",
                          advanced=True),
+    # ---- memory (large runs)
+    "class_batch": Words("Classes per pass", "How many classes share one forward and backward pass (0: all, or as "
+                         "many as fit in the device's memory): fewer needs less memory, the result is the same.",
+                         advanced=True),
+    "checkpoint": Words("Recompute unrolled steps", "Recompute each unrolled student step during the backward pass "
+                        "instead of keeping it: far less memory for about a third more time, same gradient.",
+                        advanced=True),
+    # ---- random-feature and feature-regression kernels (rfad, frepo)
+    "num_models": Words("Random networks per step", "How many freshly drawn random ConvNets estimate the kernel "
+                        "each step: more gives a steadier kernel but each step costs more."),
+    "b_std": Words("Bias spread of random convolutions", "Standard deviation of the random networks' convolution "
+                   "biases, part of the kernel's definition.", advanced=True),
+    "loss": Words("Loss", "platt: cross-entropy of the regression's predictions with a learned temperature (RFAD); "
+                  "mse: KIP's squared error.", choices=("platt", "mse")),
+    "temperature_lr": Words("Temperature learning rate", "Adam step size of the Platt loss's log-temperature: "
+                            "higher adapts the loss's sharpness faster.", advanced=True),
+    "pool_size": Words("Networks in the pool", "How many online-trained networks the features come from: more "
+                       "gives more varied features but costs memory.", advanced=True),
+    "max_age": Words("Network lifetime (updates)", "Online updates after which a pool network is replaced by a "
+                     "fresh one: longer lets features mature but narrows their variety.", advanced=True),
+    "net_lr": Words("Pool networks' learning rate", "Adam step size of the pool's networks as they train on the "
+                    "synthetic set: higher matures their features faster.", advanced=True),
+    "lr_end_factor": Words("Final learning-rate fraction", "The image learning rate decays (cosine) to this "
+                           "fraction of its start by the last step: lower settles the images more.", advanced=True),
+    "margin_weight": Words("Label margin weight", "Weight of the term that keeps learned labels' true class ahead "
+                           "of the others (0: off).", advanced=True),
+    "flip": Words("Also regress from mirror images", "Regress from the mirrored synthetic images too, as the "
+                  "paper does on colour sets: more varied support, twice the features per step.", advanced=True),
+    # ---- improved distribution matching (idm)
+    "num_nets": Words("Networks in the queue", "Length of the queue of partly trained networks the images are "
+                      "matched through: longer gives more varied networks but more memory.", advanced=True),
+    "net_interval": Words("Steps between new networks", "A fresh network joins the queue every this many steps: "
+                          "shorter keeps the queue younger.", advanced=True),
+    "train_nets": Words("Networks trained per step", "Queue networks that take training steps on real images at "
+                        "every step: more matures the queue faster at more cost.", advanced=True),
+    "net_train_steps": Words("Training steps per network", "SGD steps each picked queue network takes per step on "
+                             "real images.", advanced=True),
+    "ce_weight": Words("Class-aware term weight", "Weight of the cross-entropy that keeps synthetic features "
+                       "classifiable by the network: higher makes classes more separable, too high drowns the "
+                       "matching."),
+    # ---- trajectory matching with learned labels (tesla, datm)
+    "soft_labels": Words("Learn soft labels", "Learn one label vector per image, started from the experts' "
+                         "predictions: richer targets, but networks need longer training to use them."),
+    "lr_label": Words("Label learning rate", "SGD step size of the learned label logits: higher moves the labels "
+                      "faster.", advanced=True),
+    "momentum_label": Words("Label momentum", "SGD momentum of the learned label logits.", advanced=True),
+    "label_epoch": Words("Expert epoch for labels", "The expert epoch whose predictions start the learned labels "
+                         "(0: the last epoch).", advanced=True),
+    "exact": Words("Exact gradient", "Carry the gradient back through every unrolled step, equal to MTT's; off: "
+                   "TESLA's cheaper first-order gradient.", advanced=True),
+    "min_start_epoch": Words("Earliest start epoch", "The lower end of the window of expert epochs the matching "
+                             "starts from.", advanced=True),
+    "current_max_start_epoch": Words("Start window's first upper end", "The window's upper end at the start, "
+                                     "growing to the latest start epoch (0: the latest throughout).",
+                                     advanced=True),
+    "expansion_end": Words("Window growth (steps)", "Steps over which the start window grows to its full width "
+                           "(0: no growth).", advanced=True),
+    "threshold": Words("Skip threshold", "Updates whose matching loss is above this are skipped, so that too hard "
+                       "segments of the trajectory do not disturb the images.", advanced=True),
+    "init_correct": Words("Start from well-classified images", "With real starts: use only real images the "
+                          "expert classifies correctly, as DATM does."),
+    # ---- decoupled (rded) and teacher soft labels
+    "temperature": Words("Label temperature", "The teacher's soft labels are its softmax at this temperature: "
+                         "higher spreads them across classes."),
+    "teacher_width": Words("Teacher width (channels)", "Channels of the ConvNet teacher that scores crops and "
+                           "gives soft labels: wider is a better teacher but takes longer to train once.",
+                           advanced=True),
+    "teacher_depth": Words("Teacher depth (blocks)", "Convolution blocks of the teacher ConvNet.", advanced=True),
+    "teacher_epochs": Words("Teacher training epochs", "Epochs the teacher trains on the training split (once; it "
+                            "is cached): more gives a better teacher.", advanced=True),
+    "teacher_lr": Words("Teacher learning rate", "SGD learning rate of the teacher's training.", advanced=True),
+    "teacher_max_train": Words("Teacher's training images", "A class-balanced sample of this many training "
+                               "images trains the teacher (0: all of them).", advanced=True),
+    "mipc": Words("Candidate images per class", "Real images per class whose crops are scored: more candidates "
+                  "give more realistic picks but cost more teacher passes."),
+    "num_crop": Words("Crops per candidate", "Random crops scored per candidate image (the best one stays).",
+                      advanced=True),
+    "min_scale": Words("Smallest crop area", "The smallest crop as a fraction of the image area.", advanced=True),
+    "max_scale": Words("Largest crop area", "The largest crop as a fraction of the image area.", advanced=True),
+    "factor": Words("Crops per side", "Each image stitches factor × factor crops: more, smaller crops per image "
+                    "show more variety in the same storage."),
+    "net_batch": Words("Network training batch", "Images per training step of the networks the features come "
+                       "from.", advanced=True),
 }
 
 # (method, field) -> words, where a field means something else in that method
 OVERRIDES: dict[tuple[str, str], Words] = {
+    ("idm", "factor"): Words("Partitions per side", "Each stored image holds factor × factor smaller images: more "
+                             "training images in the same storage, each with less detail."),
     ("kip", "depth"): Words("Kernel depth (hidden layers)", "Hidden ReLU layers of the infinitely wide network "
                             "behind ntk/nngp: deeper captures more abstract similarity but can flatten the kernel."),
     ("ls", "depth"): Words("Kernel depth (hidden layers)", "Hidden ReLU layers of the infinitely wide network "

@@ -162,10 +162,11 @@ fit the summary so that a closed-form predictor trained on it gets real images r
 - **FRePo** (neural feature regression with pooling) trains one network alongside the summary and fits a ridge
   regression on its learned *features*, refreshing the network from a pool as it goes; it often learns the labels
   too.
-""", (Preset("RFAD on digits from noise, 1 per class", ("rfad",), ipc=1, steps=100,
-             settings={"init": "noise"}, key="rfad-digits-ipc1"),
-      Preset("FRePo on digits from noise, 1 per class", ("frepo",), ipc=1, steps=100,
-             settings={"init": "noise"}, key="frepo-digits-ipc1")), "kernel"),
+""", (Preset("RFAD on digits from noise, 1 per class", ("rfad",), ipc=1, steps=200,
+             settings={"init": "noise", "lr": 0.1, "width": 32, "num_models": 1, "target_batch": 300},
+             key="rfad-digits-ipc1"),
+      Preset("FRePo on digits, 1 per class (from real images)", ("frepo",), ipc=1, steps=50,
+             settings={"init": "real"}, key="frepo-digits-ipc1")), "kernel"),
     Topic("dc", "DC and DSA: gradient matching", """
 **Dataset condensation (DC)** trains a network on the real data and on the synthetic data side by side and
 nudges the synthetic images so that both produce the *same gradients* on the network's weights — if the
@@ -192,8 +193,9 @@ Compare the grid at step 0 and at the end in the replay — the changes are smal
 (kept in a queue and trained a little between uses) instead of always random, the synthetic images are split
 into several smaller ones per slot, and a classification term keeps each class's images separable. The result is
 DM's speed with accuracy much closer to the bi-level methods.
-""", (Preset("IDM on digits, 10 per class (from real images)", ("idm",), ipc=10, steps=40,
-             settings={"init": "real"}, key="idm-digits-ipc10"),), "distribution"),
+""", (Preset("IDM on digits, 10 per class (from real images)", ("idm",), ipc=10, steps=30,
+             settings={"init": "real", "width": 16, "batch_real": 16, "lr": 1.0},
+             key="idm-digits-ipc10"),), "distribution"),
     Topic("mtt", "MTT: matching training trajectories", """
 **Matching training trajectories** first records *expert* trajectories: the weights of networks trained on the
 full data, epoch after epoch. Then, starting from an expert's weights at some epoch, it trains a student for a
@@ -207,10 +209,14 @@ number of student steps, and gives each synthetic image a soft label taken from 
 matching reaches ImageNet-sized problems. **DATM** (difficulty-aligned trajectory matching) notices that early
 expert epochs teach easy patterns and late ones hard patterns: it matches early stretches for small summaries and
 later stretches for larger ones, and learns soft labels too.
-""", (Preset("TESLA on digits from noise, 1 per class", ("tesla",), ipc=1, steps=10,
-             settings={"num_experts": 1, "init": "noise"}, key="tesla-digits-ipc1"),
-      Preset("DATM on digits from noise, 1 per class", ("datm",), ipc=1, steps=10,
-             settings={"num_experts": 1, "init": "noise"}, key="datm-digits-ipc1")), "trajectory"),
+""", (Preset("TESLA on digits, 1 per class (from real images)", ("tesla",), ipc=1, steps=10,
+             settings={"init": "real", "num_experts": 1, "width": 8, "expert_train_epochs": 3, "max_start_epoch": 2,
+                       "expert_epochs": 1, "syn_steps": 5, "batch_syn": 0, "lr": 10.0, "lr_teacher": 0.05,
+                       "dsa": False}, key="tesla-digits-ipc1"),
+      Preset("DATM on digits, 1 per class (from real images)", ("datm",), ipc=1, steps=10,
+             settings={"init": "real", "num_experts": 1, "width": 8, "expert_train_epochs": 3, "max_start_epoch": 2,
+                       "expert_epochs": 1, "syn_steps": 5, "batch_syn": 0, "lr": 10.0, "lr_teacher": 0.05,
+                       "dsa": False}, key="datm-digits-ipc1")), "trajectory"),
     Topic("rded", "RDED: decoupled distillation", """
 The **decoupled** methods drop the bi-level loop altogether. **RDED** trains one *teacher* network on the real
 data and lets it do the judging: from each class it cuts many random crops out of real images, keeps the ones
