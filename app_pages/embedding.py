@@ -98,8 +98,12 @@ if animate and len(trajectories) > 1:
 fig = maps.map_figure(emb, ds.class_names, overlays, trajectories, animate=animate and bool(trajectories))
 event = st.plotly_chart(fig, key="embedding.map", on_select="rerun", selection_mode=("points", "box", "lasso"),
                         width="stretch")
+net_info = emb.feature_space.info if emb.feature_space is not None else {}
+net_note = (f" The feature ConvNet classifies {100 * net_info['test_acc']:.0f}% of test images correctly."
+            if isinstance(net_info.get("test_acc"), float) and space == "convnet-trained" else "")
 st.caption(f"{len(emb.indices)} real training images of {ds.name} ({embed.SPACES[space]}); "
-           + ("map loaded from the cache." if emb.from_disk else f"map fitted in {emb.fit_seconds:.1f} s."))
+           + ("map loaded from the cache." if emb.from_disk else f"map fitted in {emb.fit_seconds:.1f} s.")
+           + net_note)
 
 picked = maps.selected_images(maps.selected_points(event), ds, overlays)
 with st.container(border=True):
