@@ -105,3 +105,55 @@ def test_rerun_request_fills_the_distill_page_with_the_runs_settings(tmp_path, d
     (out / "config.json").write_text(json.dumps(cfg))
     preset, why = library_view.rerun_request(load_run(out))
     assert preset is None and "not available" in why
+
+
+@pytest.mark.slow
+def test_library_page_rename_notes_and_rerun(tmp_path, monkeypatch, digits):
+    """The library page in AppTest: name and notes saved from the form are there for a new session (a reload);
+    "Re-run with these settings" opens the distill page filled in, with nothing started."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from distill_core import jobs
+    from distill_core.methods import create_method
+
+    app = str(Path(__file__).resolve().parent.parent / "app.py")
+    root = tmp_path / "runs"
+    monkeypatch.setenv("DISTILL_RUNS_DIR", str(root))
+    method = create_method("dm", digits, 2, seed=7, overrides={"batch_real": 16})
+    save_run(root / "dm-run", method.summary(), {"steps": 3, "total_steps": 40, "seed": 7,
+                                                  "method_config": method.config.to_dict()},
+             evaluations=[_ev("quick", 0.4), _ev("krr", 0.9, "ntk")])
+
+    def library_page() -> AppTest:
+        at = AppTest.from_file(app, default_timeout=120)
+        at.run()
+        at.switch_page("app_pages/library.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    at = library_page()
+    table = at.dataframe[0].value
+    assert list(table["accuracy % (krr · ntk)"]) == [90.0]  # one protocol per column (a tie: alphabetical)
+    assert "accuracy % (quick · convnet)" not in table
+    at.text_input(key="library.name.dm-run").input("dm baseline")
+    at.text_area(key="library.notes.dm-run").input("batch 16, blurry")
+    next(b for b in at.button if b.label == "Save name and notes").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert (root / "dm baseline" / "notes.md").read_text() == "batch 16, blurry"
+    assert at.selectbox(key="library.selected").value == "dm baseline"  # still open, under its new name
+
+    at = library_page()   # a new session
+    assert at.text_area(key="library.notes.dm baseline").value == "batch 16, blurry"
+    before = set(map(id, jobs._RUNNING))
+    at.button(key="library.rerun").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Distill"
+    ss = at.session_state
+    assert (ss["dataset"], ss["distill.method"], ss["distill.ipc"], ss["distill.steps"], ss["distill.seed"]) == (
+        "digits", "dm", 2, 40, 7)
+    assert ss["distill.setting.dm.batch_real"] == 16
+    assert set(map(id, jobs._RUNNING)) == before   # filled in, not started
+    assert any("Preset loaded: settings of run dm baseline" in m.value for m in at.info)
