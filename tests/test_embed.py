@@ -151,7 +151,7 @@ def test_feature_net_recipe_is_capped(monkeypatch):
 def test_trained_map_is_cached_per_fingerprint_and_space_without_the_feature_pool():
     import dataclasses
 
-    ds = _patterns()
+    ds = dataclasses.replace(_patterns(), name="patterns-map")  # its own fingerprint: no other test's files
     embed.clear_memory_cache()
     key = embed.dataset_key(ds)
     emb = embed.get_embedding(ds, "convnet-trained", n_max=60)
