@@ -3,7 +3,7 @@
 Feature spaces (`SPACES`):
 - `pixels`: the flattened pixels (PCA to at most 50 dimensions before UMAP);
 - `convnet-random`: a randomly initialised, seeded ConvNet-3 (width 32) — `embed()` features;
-- `convnet-trained`: the same network trained briefly (150 Adam steps on at most 2,000 real training images: a few
+- `convnet-trained`: the same network trained briefly (100 Adam steps on at most 2,000 real training images: a few
   seconds on a CPU whatever the dataset's size). It is trained once per dataset fingerprint (`dataset_key`) and
   its weights are cached on disk (`cache_dir()`), written to a temporary name and renamed.
 
@@ -42,7 +42,7 @@ FEATURE_POOL_MAX = 20000     # real images whose features are computed (nearest 
 PCA_DIMS = 50
 FEATURE_WIDTH = 32           # width of the feature ConvNets (CPU-friendly)
 TRAIN_MAX_IMAGES = 2000      # the feature ConvNet learns from a stratified sample of at most this many images,
-TRAIN_STEPS = 150            # ... for this many Adam steps (fewer on a tiny set: at most TRAIN_MAX_EPOCHS passes)
+TRAIN_STEPS = 100            # ... for this many Adam steps (fewer on a tiny set: at most TRAIN_MAX_EPOCHS passes)
 TRAIN_MAX_EPOCHS = 30
 TRAIN_BATCH = 64
 TRAIN_LR = 2e-3
@@ -192,7 +192,7 @@ def _train_net(ds: ImageSet, progress: Progress = None, seed: int = 0) -> tuple[
     """Train the feature ConvNet with Adam for TRAIN_STEPS mini-batches of TRAIN_BATCH drawn from a stratified
     sample of at most TRAIN_MAX_IMAGES real training images (at most TRAIN_MAX_EPOCHS passes over a small set).
 
-    The cost is the same for every dataset larger than a few thousand images (about 10,000 image passes: a few
+    The cost is the same for every dataset larger than a few thousand images (6,400 image passes: a few
     seconds on a CPU), and the network still separates the classes well enough for a map (its accuracy on at most
     1,000 test images is recorded as `test_acc`: about 0.9 on mnist-5k, see benchmarks/embedding_speed.py)."""
     from .evaluate import accuracy
