@@ -494,9 +494,9 @@ class Embedding:
             return np.zeros((0, 2), dtype=np.float32)
         if not np.isfinite(feats).all():
             raise InvalidInputError("images with NaN or infinite values cannot be placed on the map")
-        z = self.reduce(feats)
         _one_numba_thread()
-        with self._lock, warnings.catch_warnings():
+        with self._lock, warnings.catch_warnings(), umap_fast.one_blas_thread():
+            z = self.reduce(feats)
             warnings.simplefilter("ignore")
             return np.asarray(self.reducer.transform(z), dtype=np.float32)
 
@@ -604,6 +604,15 @@ def _load_or_fit(ds: ImageSet, space: str, n_max: int, progress: Progress) -> Em
             if progress:
                 progress(f"computing {space} features of the {len(idx)} mapped images")
             feats = fs.features(ds.x_train[torch.from_numpy(idx)])
+    with umap_fast.one_blas_thread():
+        return _fit_map(ds, space, idx, feats, path, t0, progress)
+
+
+def _fit_map(ds: ImageSet, space: str, idx: np.ndarray, feats: np.ndarray, path: Path, t0: float,
+             progress: Progress) -> Embedding:
+    """PCA + UMAP on the map's features, written to the disk cache."""
+    import joblib
+
     pca = None
     if feats.shape[1] > PCA_DIMS:
         # exact PCA from the covariance (umap_fast.fit_projection): a fraction of a randomized SVD's time

@@ -55,3 +55,18 @@ def test_umap_uses_the_fast_neighbour_search():
     d = np.random.default_rng(3).random((120, 120))
     np.testing.assert_array_equal(umap_module.fast_knn_indices(d, 15),  # umap's own: a mergesort of each row
                                   np.argsort(d, axis=1, kind="mergesort")[:, :15])
+
+
+def test_one_blas_thread_limits_and_restores():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before = blas_threads()
+    with umap_fast.one_blas_thread():
+        assert all(n == 1 for n in blas_threads())
+        with umap_fast.one_blas_thread():   # nested / overlapping blocks share the limit
+            assert all(n == 1 for n in blas_threads())
+        assert all(n == 1 for n in blas_threads())
+    assert blas_threads() == before
