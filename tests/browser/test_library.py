@@ -46,8 +46,12 @@ def test_rename_and_notes_survive_a_reload_and_rerun_fills_the_distill_page(app_
     name_box.fill("dm baseline (batch 16)")
     page.get_by_label("Notes").fill("first try: batch_real 16\nlooks blurry")
     click(page, "Save name and notes")
-    wait_idle(page)
     new = app_server.runs_dir / "dm baseline (batch 16)"
+    for _ in range(240):   # the server saves on its next run of the page (a loaded machine may take a while)
+        if new.is_dir():
+            break
+        page.wait_for_timeout(250)
+    wait_idle(page)
     assert new.is_dir() and not (app_server.runs_dir / "lib-dm-run").exists()
     assert (new / "notes.md").read_text(encoding="utf-8") == "first try: batch_real 16\nlooks blurry"
     assert_no_exception(page)
