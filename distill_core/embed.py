@@ -205,7 +205,23 @@ def _train_net(ds: ImageSet, progress: Progress = None, seed: int = 0) -> tuple[
     per_epoch = -(-len(x) // TRAIN_BATCH)
     steps = min(TRAIN_STEPS, TRAIN_MAX_EPOCHS * per_epoch)
     t0 = time.perf_counter()
-    net.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small convolutions: a second thread only waits for a core on a shared 2-core CPU
+    try:
+        net.train()
+        step = _train_steps(net, opt, x, y, gen, steps, progress)
+    finally:
+        torch.set_num_threads(threads)
+    net.eval()
+    seconds = round(time.perf_counter() - t0, 2)
+    test = torch.from_numpy(sample_indices(ds.y_test, 1000, seed))
+    info = {"steps": step, "epochs": round(step / per_epoch, 2), "train_images": len(x), "seconds": seconds,
+            "test_acc": accuracy(net, ds.normalize(ds.x_test[test]), ds.y_test[test])}
+    return net, info
+
+
+def _train_steps(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                 gen: torch.Generator, steps: int, progress: Progress) -> int:
     step = 0
     while step < steps:
         order = torch.randperm(len(x), generator=gen)
@@ -220,12 +236,7 @@ def _train_net(ds: ImageSet, progress: Progress = None, seed: int = 0) -> tuple[
             loss.backward()
             opt.step()
             step += 1
-    net.eval()
-    seconds = round(time.perf_counter() - t0, 2)
-    test = torch.from_numpy(sample_indices(ds.y_test, 1000, seed))
-    info = {"steps": steps, "epochs": round(steps / per_epoch, 2), "train_images": len(x), "seconds": seconds,
-            "test_acc": accuracy(net, ds.normalize(ds.x_test[test]), ds.y_test[test])}
-    return net, info
+    return step
 
 
 @dataclass
