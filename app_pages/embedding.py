@@ -37,6 +37,15 @@ with st.container(border=True):
                       "snapshots of the chosen runs")
     animate = c6.toggle("Animate", key="embedding.animate", disabled=not trace)
     per_class = c7.number_input("Traced images per class", 1, 10, 1, key="embedding.per_class", disabled=not trace)
+    traced_classes = None
+    if trace:
+        kept = [c for c in st.session_state.get("embedding.trace_classes") or [] if 0 <= c < ds.num_classes]
+        st.session_state["embedding.trace_classes"] = kept  # another dataset may have fewer classes
+        traced_classes = st.multiselect(
+            "Classes to trace", list(range(ds.num_classes)), key="embedding.trace_classes",
+            format_func=lambda c: f"class {ds.class_names[c]}", placeholder="every class",
+            help="one path per traced image, labelled 'class c · image j'; click a legend entry to hide or show "
+                 "one path, double-click to show it alone") or None
 
 if not embed.is_warm():
     st.info("The map engine is warming up (umap's code is compiled once per server start; with its disk cache "
@@ -51,7 +60,7 @@ with guard("The map could not be made"):
     else:
         message = (f"First {space} map of {ds.name}: "
                    + ("training a small ConvNet on the real images, then " if space == "convnet-trained" else "")
-                   + "fitting UMAP — done once, then cached on disk (this can take a minute on a CPU)…")
+                   + "fitting UMAP — done once, then cached on disk (a few seconds on a CPU)…")
     with st.spinner(message):
         emb = embed.get_embedding(ds, space)
 if emb is None:
@@ -76,7 +85,7 @@ with st.spinner("Placing overlays on the map…"):
             record = load_run(row["path"], with_snapshots=trace)
             overlays.append(maps.run_overlay(emb, record, maps.RUN_SYMBOLS[i % len(maps.RUN_SYMBOLS)]))
             if trace:
-                tr = maps.run_trajectory(emb, record, per_class=int(per_class))
+                tr = maps.run_trajectory(emb, record, per_class=int(per_class), classes=traced_classes)
                 if tr is None:
                     notes.append(f"run {run_name} has no snapshots to trace (selectors make none)")
                 else:
@@ -89,8 +98,12 @@ if animate and len(trajectories) > 1:
 fig = maps.map_figure(emb, ds.class_names, overlays, trajectories, animate=animate and bool(trajectories))
 event = st.plotly_chart(fig, key="embedding.map", on_select="rerun", selection_mode=("points", "box", "lasso"),
                         width="stretch")
+net_info = emb.feature_space.info if emb.feature_space is not None else {}
+net_note = (f" The feature ConvNet classifies {100 * net_info['test_acc']:.0f}% of test images correctly."
+            if isinstance(net_info.get("test_acc"), float) and space == "convnet-trained" else "")
 st.caption(f"{len(emb.indices)} real training images of {ds.name} ({embed.SPACES[space]}); "
-           + ("map loaded from the cache." if emb.from_disk else f"map fitted in {emb.fit_seconds:.1f} s."))
+           + ("map loaded from the cache." if emb.from_disk else f"map fitted in {emb.fit_seconds:.1f} s.")
+           + net_note)
 
 picked = maps.selected_images(maps.selected_points(event), ds, overlays)
 with st.container(border=True):

@@ -3,8 +3,9 @@
 Feature spaces (`SPACES`):
 - `pixels`: the flattened pixels (PCA to at most 50 dimensions before UMAP);
 - `convnet-random`: a randomly initialised, seeded ConvNet-3 (width 32) — `embed()` features;
-- `convnet-trained`: the same network trained a few epochs on the real training images. It is trained once per
-  dataset and its weights are cached on disk (`cache_dir()`), written to a temporary name and renamed.
+- `convnet-trained`: the same network trained briefly (100 Adam steps on at most 2,000 real training images: a few
+  seconds on a CPU whatever the dataset's size). It is trained once per dataset fingerprint (`dataset_key`) and
+  its weights are cached on disk (`cache_dir()`), written to a temporary name and renamed.
 
 A map (`get_embedding`) is UMAP fitted once on (a stratified sample of at most `MAP_MAX_POINTS`) real training
 images of a space, cached in memory and on disk keyed by dataset fingerprint + space + version; everything else
@@ -31,17 +32,19 @@ import numpy as np
 import torch
 
 from .data import ImageSet
+from . import umap_fast
 from .errors import DistillError, InvalidInputError, UnknownNameError
 
-EMBED_VERSION = 1
+EMBED_VERSION = 2           # 2: exact-PCA projection, feature ConvNet trained on a capped sample
 CACHE_ENV = "DISTILL_CACHE_DIR"
 MAP_MAX_POINTS = 4000        # real points on a map (below umap's 4096 exact-neighbour threshold)
 FEATURE_POOL_MAX = 20000     # real images whose features are computed (nearest neighbours, typicality)
 PCA_DIMS = 50
 FEATURE_WIDTH = 32           # width of the feature ConvNets (CPU-friendly)
-TRAIN_MIN_STEPS = 150        # small datasets get more epochs (3 to 30) so the network learns something
-TRAIN_EPOCHS = (3, 30)
-TRAIN_BATCH = 128
+TRAIN_MAX_IMAGES = 2000      # the feature ConvNet learns from a stratified sample of at most this many images,
+TRAIN_STEPS = 100            # ... for this many Adam steps (fewer on a tiny set: at most TRAIN_MAX_EPOCHS passes)
+TRAIN_MAX_EPOCHS = 30
+TRAIN_BATCH = 64
 TRAIN_LR = 2e-3
 UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "n_epochs": 200, "random_state": 0, "transform_seed": 42}
 _MEMORY_ITEMS = 8            # maps / feature pools kept in memory per kind
@@ -186,33 +189,54 @@ def _feature_net(ds: ImageSet, seed: int = 0) -> torch.nn.Module:
 
 
 def _train_net(ds: ImageSet, progress: Progress = None, seed: int = 0) -> tuple[torch.nn.Module, dict]:
-    """Train the feature ConvNet on (at most FEATURE_POOL_MAX of) the real training images with Adam: at least
-    TRAIN_MIN_STEPS mini-batches, 3 to 30 epochs (mnist-5k: 5 epochs; digits: 13)."""
+    """Train the feature ConvNet with Adam for TRAIN_STEPS mini-batches of TRAIN_BATCH drawn from a stratified
+    sample of at most TRAIN_MAX_IMAGES real training images (at most TRAIN_MAX_EPOCHS passes over a small set).
+
+    The cost is the same for every dataset larger than a few thousand images (6,400 image passes: a few
+    seconds on a CPU), and the network still separates the classes well enough for a map (its accuracy on at most
+    1,000 test images is recorded as `test_acc`: about 0.9 on mnist-5k, see benchmarks/embedding_speed.py)."""
     from .evaluate import accuracy
 
     net = _feature_net(ds, seed)
-    idx = torch.from_numpy(sample_indices(ds.y_train, FEATURE_POOL_MAX, seed))
+    idx = torch.from_numpy(sample_indices(ds.y_train, TRAIN_MAX_IMAGES, seed))
     x, y = ds.normalize(ds.x_train[idx]), ds.y_train[idx]
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=TRAIN_LR)
     per_epoch = -(-len(x) // TRAIN_BATCH)
-    epochs = min(TRAIN_EPOCHS[1], max(TRAIN_EPOCHS[0], -(-TRAIN_MIN_STEPS // per_epoch)))
+    steps = min(TRAIN_STEPS, TRAIN_MAX_EPOCHS * per_epoch)
     t0 = time.perf_counter()
-    net.train()
-    for epoch in range(epochs):
-        if progress:
-            progress(f"training the feature ConvNet on {len(x)} real images: epoch {epoch + 1}/{epochs}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small convolutions: a second thread only waits for a core on a shared 2-core CPU
+    try:
+        net.train()
+        step = _train_steps(net, opt, x, y, gen, steps, progress)
+    finally:
+        torch.set_num_threads(threads)
+    net.eval()
+    seconds = round(time.perf_counter() - t0, 2)
+    test = torch.from_numpy(sample_indices(ds.y_test, 1000, seed))
+    info = {"steps": step, "epochs": round(step / per_epoch, 2), "train_images": len(x), "seconds": seconds,
+            "test_acc": accuracy(net, ds.normalize(ds.x_test[test]), ds.y_test[test])}
+    return net, info
+
+
+def _train_steps(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                 gen: torch.Generator, steps: int, progress: Progress) -> int:
+    step = 0
+    while step < steps:
         order = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), TRAIN_BATCH):
+            if step >= steps:
+                break
+            if progress and step % 25 == 0:
+                progress(f"training the feature ConvNet on {len(x)} real images: step {step + 1}/{steps}")
             b = order[i:i + TRAIN_BATCH]
             loss = torch.nn.functional.cross_entropy(net(x[b]), y[b])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    net.eval()
-    info = {"epochs": epochs, "train_images": len(x), "seconds": round(time.perf_counter() - t0, 2),
-            "test_acc": accuracy(net, ds.normalize(ds.x_test), ds.y_test)}
-    return net, info
+            step += 1
+    return step
 
 
 @dataclass
@@ -284,6 +308,22 @@ def train_features(ds: ImageSet, space: str = "pixels", progress: Progress = Non
     return _POOLS.get_or_make(key, lambda: _make_pool(ds, space, progress))
 
 
+def _pool_path(ds: ImageSet, space: str) -> Path:
+    return cache_dir() / f"{dataset_key(ds)}-{space}-pool-v{EMBED_VERSION}.npz"
+
+
+def _cached_pool(ds: ImageSet, space: str) -> FeaturePool | None:
+    """The feature pool of a network space when it is in memory or on disk (None: it would have to be computed)."""
+    key = (dataset_key(ds), space)
+    with _POOLS.lock:
+        if key in _POOLS.items:
+            return _POOLS.items[key]
+    if space != "pixels" and _pool_path(ds, space).is_file() and \
+            (space != "convnet-trained" or trained_net_cached(ds)):
+        return train_features(ds, space)
+    return None
+
+
 def _make_pool(ds: ImageSet, space: str, progress: Progress) -> FeaturePool:
     idx = sample_indices(ds.y_train, FEATURE_POOL_MAX)
     labels = ds.y_train.numpy()[idx]
@@ -291,7 +331,7 @@ def _make_pool(ds: ImageSet, space: str, progress: Progress) -> FeaturePool:
         feats = ds.x_train[torch.from_numpy(idx)].reshape(len(idx), -1).numpy().astype(np.float32, copy=False)
         return FeaturePool(space, idx, labels, feats)
     fs = feature_space(ds, space, progress)
-    path = cache_dir() / f"{dataset_key(ds)}-{space}-pool-v{EMBED_VERSION}.npz"
+    path = _pool_path(ds, space)
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -342,34 +382,6 @@ def _enable_numba_disk_cache() -> int:
     return count
 
 
-def _vectorised_small_data_distances() -> bool:
-    """For fewer than 4,096 points umap computes every pairwise distance by handing its numba `euclidean` to
-    scikit-learn's `pairwise_distances`, which then calls it once per pair from Python: about 20 s for the 4,000
-    points of mnist-5k on a CPU, the bulk of a first map. Route that one case (umap's euclidean, dense arrays, no
-    extra arguments) to scikit-learn's vectorised euclidean distance: the same distances, in a fraction of a second.
-    Also used when new points are placed. Returns whether the patch is in place."""
-    try:
-        import scipy.sparse
-        import umap.umap_ as umap_module
-        from umap.distances import named_distances
-    except Exception:  # noqa: BLE001 - another umap layout: the slow path still works
-        return False
-    original = umap_module.pairwise_distances
-    if getattr(original, "_vectorised_euclidean", False):
-        return True
-    numba_euclidean = named_distances.get("euclidean")
-
-    def pairwise_distances(X, Y=None, metric="euclidean", **kwds):
-        if (metric is numba_euclidean and not kwds and not scipy.sparse.issparse(X)
-                and (Y is None or not scipy.sparse.issparse(Y))):
-            return original(X, Y, metric="euclidean")
-        return original(X, Y, metric=metric, **kwds)
-
-    pairwise_distances._vectorised_euclidean = True
-    umap_module.pairwise_distances = pairwise_distances
-    return True
-
-
 def _umap() -> Any:
     """The umap module, imported once (with numba disk caching switched on)."""
     global _UMAP_MOD
@@ -379,7 +391,8 @@ def _umap() -> Any:
                 warnings.simplefilter("ignore")
                 import umap  # noqa: PLC0415 - slow import, done lazily
             _WARM_INFO["numba_cached_functions"] = _enable_numba_disk_cache()
-            _WARM_INFO["vectorised_small_data_distances"] = _vectorised_small_data_distances()
+            _WARM_INFO["vectorised_small_data_distances"] = umap_fast.install_vectorised_small_data_distances()
+            _WARM_INFO["argpartition_knn"] = umap_fast.install_fast_knn()
             _UMAP_MOD = umap
     return _UMAP_MOD
 
@@ -492,9 +505,9 @@ class Embedding:
             return np.zeros((0, 2), dtype=np.float32)
         if not np.isfinite(feats).all():
             raise InvalidInputError("images with NaN or infinite values cannot be placed on the map")
-        z = self.reduce(feats)
         _one_numba_thread()
-        with self._lock, warnings.catch_warnings():
+        with self._lock, warnings.catch_warnings(), umap_fast.one_blas_thread():
+            z = self.reduce(feats)
             warnings.simplefilter("ignore")
             return np.asarray(self.reducer.transform(z), dtype=np.float32)
 
@@ -591,22 +604,31 @@ def _load_or_fit(ds: ImageSet, space: str, n_max: int, progress: Progress) -> Em
     if space == "pixels":
         feats = ds.x_train[torch.from_numpy(idx)].reshape(len(idx), -1).numpy().astype(np.float32)
     else:
-        pool = train_features(ds, space, progress)
-        pos = np.searchsorted(pool.indices, idx)
-        if np.array_equal(pool.indices[np.clip(pos, 0, len(pool.indices) - 1)], idx):
+        # the map needs only its own points' features: the whole feature pool (up to FEATURE_POOL_MAX images,
+        # for nearest neighbours) is used when it is already at hand, and is not computed for the map
+        pool = _cached_pool(ds, space)
+        pos = np.searchsorted(pool.indices, idx) if pool is not None else None
+        if pool is not None and np.array_equal(pool.indices[np.clip(pos, 0, len(pool.indices) - 1)], idx):
             feats = pool.features[pos]
         else:
-            feats = feature_space(ds, space, progress).features(ds.x_train[torch.from_numpy(idx)])
-    pca = None
-    dims = min(PCA_DIMS, feats.shape[1], len(feats) - 1)
-    if feats.shape[1] > PCA_DIMS:
-        from sklearn.decomposition import PCA
+            fs = feature_space(ds, space, progress)
+            if progress:
+                progress(f"computing {space} features of the {len(idx)} mapped images")
+            feats = fs.features(ds.x_train[torch.from_numpy(idx)])
+    with umap_fast.one_blas_thread():
+        return _fit_map(ds, space, idx, feats, path, t0, progress)
 
-        solver = "full" if feats.shape[1] <= 512 else "randomized"
-        # 4 power iterations instead of scikit-learn's 7: ~4x faster on mnist-5k, and the 50 components keep
-        # 99.97% of the variance the exact ones do (a first map is mostly this PCA and the UMAP fit)
-        pca = PCA(n_components=dims, svd_solver=solver, iterated_power=4, random_state=0).fit(feats)
-        z = pca.transform(feats).astype(np.float32)
+
+def _fit_map(ds: ImageSet, space: str, idx: np.ndarray, feats: np.ndarray, path: Path, t0: float,
+             progress: Progress) -> Embedding:
+    """PCA + UMAP on the map's features, written to the disk cache."""
+    import joblib
+
+    pca = None
+    if feats.shape[1] > PCA_DIMS:
+        # exact PCA from the covariance (umap_fast.fit_projection): a fraction of a randomized SVD's time
+        pca = umap_fast.fit_projection(feats, PCA_DIMS)
+        z = pca.transform(feats)
     else:
         z = feats
     if progress:

@@ -233,7 +233,7 @@ def test_library_lists_opens_and_deletes_a_cli_style_run(digits):
     at = _open(_app(), "app_pages/library.py")
     _no_exception(at)
     table = at.dataframe[0].value
-    assert list(table["run"]) == [path.name] and list(table["accuracy %"]) == [50.0]
+    assert list(table["run"]) == [path.name] and list(table["accuracy % (quick · convnet)"]) == [50.0]
     assert at.button(key="library.delete").disabled  # not before confirming
     at.checkbox(key=f"library.confirm.{path.name}").check().run()
     at.button(key="library.delete").click().run()

@@ -75,7 +75,9 @@ def test_embedding_page_with_runs_prototypes_and_trajectories(runs_dir):
     for name in PROTOTYPE_METHODS:
         if name in METHODS:  # a selector that is not registered is reported in a caption instead
             assert maps.OVERLAY_LABELS.get(name, name) in names, (name, names)
-    assert any(n.startswith("path · digits-fake") for n in names)
+    paths = [d for d in fig["data"] if d.get("legendgroup") == "tr-digits-fake"]
+    assert [d["name"] for d in paths] == [f"class {c} · image 1" for c in range(10)]  # one path per image
+    assert paths[0]["legendgrouptitle"]["text"] == "paths · digits-fake"
     assert len(fig["frames"]) == 4  # one frame per snapshot
     captions = " ".join(c.value for c in at.caption)
     assert "no snapshots to trace" in captions, captions

@@ -131,3 +131,56 @@ def test_small_maps_compute_distances_vectorised():
     np.testing.assert_allclose(fast, pairwise_distances(x, metric=euclidean), atol=1e-5)
     np.testing.assert_allclose(umap_module.pairwise_distances(x[:5], x, metric=euclidean),
                                fast[:5], atol=1e-5)
+
+
+def test_feature_net_recipe_is_capped(monkeypatch):
+    """The trained feature ConvNet costs the same on any large dataset: a stratified sample of at most
+    TRAIN_MAX_IMAGES images, TRAIN_STEPS steps (fewer on a tiny set, at most TRAIN_MAX_EPOCHS passes)."""
+    ds = _patterns()
+    monkeypatch.setattr(embed, "TRAIN_MAX_IMAGES", 30)
+    monkeypatch.setattr(embed, "TRAIN_STEPS", 12)
+    net, info = embed._train_net(ds)
+    assert info["train_images"] <= 30 and info["steps"] == 12 and info["epochs"] == 12.0
+    monkeypatch.setattr(embed, "TRAIN_STEPS", 1000)
+    _, info = embed._train_net(ds)
+    assert info["steps"] == embed.TRAIN_MAX_EPOCHS and info["epochs"] == embed.TRAIN_MAX_EPOCHS  # 1 batch/epoch
+    assert 0 <= info["test_acc"] <= 1
+
+
+@pytest.mark.slow
+def test_trained_map_is_cached_per_fingerprint_and_space_without_the_feature_pool():
+    import dataclasses
+
+    ds = dataclasses.replace(_patterns(), name="patterns-map")  # its own fingerprint: no other test's files
+    embed.clear_memory_cache()
+    key = embed.dataset_key(ds)
+    emb = embed.get_embedding(ds, "convnet-trained", n_max=60)
+    maps = list(embed.cache_dir().glob(f"{key}-convnet-trained-umap60-*.joblib"))
+    assert len(maps) == 1 and embed.is_cached(ds, "convnet-trained", n_max=60)
+    assert not list(embed.cache_dir().glob(f"{key}-convnet-trained-pool-*")), "the map computed the whole pool"
+    assert not embed.is_cached(ds, "convnet-random", n_max=60)  # another space: another map
+    embed.clear_memory_cache()
+    again = embed.get_embedding(ds, "convnet-trained", n_max=60)
+    assert again.from_disk and again.feature_space.info.get("cached") is True
+    np.testing.assert_array_equal(again.coords, emb.coords)
+    np.testing.assert_allclose(again.transform(ds.x_test[:3], memo=False), emb.transform(ds.x_test[:3], memo=False),
+                               atol=1e-4)
+    # other content (another fingerprint) is never served this map
+    other = dataclasses.replace(ds, x_train=ds.x_train.flip(0))
+    assert embed.dataset_key(other) != key and not embed.is_cached(other, "convnet-trained", n_max=60)
+
+
+@pytest.mark.slow
+def test_warm_up_fits_the_default_datasets_map_onto_disk(digits, monkeypatch):
+    """What app.py does at server start: the default dataset's map is fitted in the background and cached on disk,
+    so the page (and the next server) only loads it."""
+    embed.clear_memory_cache()
+    for f in embed.cache_dir().glob(f"{embed.dataset_key(digits)}-pixels-umap{embed.MAP_MAX_POINTS}-*"):
+        f.unlink()
+    assert not embed.is_cached(digits, "pixels")
+    monkeypatch.setattr(embed, "_WARM_ASKED", set())  # as in a fresh server process
+    thread = embed.warm_up(["digits"], spaces=("pixels",))
+    assert thread.join(300) is None and not thread.is_alive() and "error" not in embed.warm_info()
+    assert embed.is_cached(digits, "pixels")
+    embed.clear_memory_cache()
+    assert embed.get_embedding(digits, "pixels").from_disk

@@ -1,14 +1,16 @@
 """Pieces shared by the pages that show saved runs (home's example, the run library): load, show, export."""
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from distill_core import exports
-from distill_core.runs import RunRecord, list_runs, load_run
+from distill_core import exports, library
+from distill_core.methods import METHODS
+from distill_core.runs import RunRecord, load_run
 from ui import grid, plots
 from ui.downloads import cached_download, projector_gif
 
@@ -41,17 +43,65 @@ def fmt_date(value: Any) -> str:
     return ""
 
 
-def table_rows(root: str | Path) -> list[dict[str, Any]]:
-    """One display row per run folder under `root` (list_runs), newest first."""
+def table_rows(root: str | Path, label: str = library.LATEST,
+               runs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One display row per run folder under `root` (newest first), its accuracy measured under `label` (one
+    evaluation protocol, see `distill_core.library.evaluation_label`) so a column never mixes protocols; in LATEST
+    mode each run's latest figure, with the protocol it was measured under in the column beside it."""
     rows = []
-    for r in list_runs(root):
-        acc = r.get("acc")
-        rows.append({"run": r["name"], "dataset": r.get("dataset") or "?", "method": r.get("method") or "?",
-                     "IPC": r.get("ipc"), "steps": r.get("steps"),
-                     "accuracy %": round(100 * acc, 2) if isinstance(acc, (int, float)) else None,
-                     "protocol": r.get("protocol") or "", "date": fmt_date(r.get("created") or r.get("mtime")),
-                     "error": r.get("error", "")})
+    head = "accuracy % (latest, see protocol)" if label == library.LATEST else f"accuracy % ({label})"
+    for r in runs if runs is not None else library.library_runs(root):
+        acc, std, measured = library.table_row_accuracy(r, label)
+        row = {"run": r["name"], "dataset": r.get("dataset") or "?", "method": r.get("method") or "?",
+               "IPC": r.get("ipc"), "steps": r.get("steps"), head: acc, "± std": std}
+        if label == library.LATEST:
+            row["protocol"] = measured
+        first_line = (r.get("notes") or "").strip().splitlines()
+        row["notes"] = (first_line[0][:60] + ("…" if len(first_line[0]) > 60 or len(first_line) > 1 else "")) \
+            if first_line else ""
+        row["date"] = fmt_date(r.get("created") or r.get("mtime"))
+        row["error"] = r.get("error", "")
+        rows.append(row)
     return rows
+
+
+def _as_field_type(value: Any, default: Any) -> Any:
+    """`value` in the type of a Config field whose default is `default` (None when it is not of that type);
+    JSON writes 1.0 as 1, and a float field's widget wants a float."""
+    if default is None:
+        return value
+    if isinstance(default, bool) or isinstance(value, bool):
+        return value if isinstance(default, bool) and isinstance(value, bool) else None
+    if isinstance(default, int):
+        return value if isinstance(value, int) else None
+    if isinstance(default, float):
+        return float(value) if isinstance(value, (int, float)) else None
+    return value if isinstance(value, type(default)) else None
+
+
+def rerun_request(record: RunRecord) -> tuple[dict[str, Any] | None, str]:
+    """The `ui.state.request_preset` dict that fills the distill page with a run's settings (dataset, method, IPC,
+    steps, seed and the method's settings), without starting it; (None, why) when the run cannot be re-run here."""
+    cfg = record.config
+    method = cfg.get("method")
+    cls = METHODS.get(method)
+    if cls is None:
+        return None, f"method {method!r} is not available in this version of distill-lab"
+    fields = {f.name: f for f in dataclasses.fields(cls.Config)} if dataclasses.is_dataclass(cls.Config) else {}
+    settings: dict[str, Any] = {}
+    for name, value in (cfg.get("method_config") or {}).items():
+        f = fields.get(name)
+        if f is None or not isinstance(value, (bool, int, float, str)):
+            continue
+        value = _as_field_type(value, f.default if f.default is not dataclasses.MISSING else None)
+        if value is None:
+            continue
+        settings[name] = value
+    steps = cfg.get("total_steps") if isinstance(cfg.get("total_steps"), int) else cfg.get("steps")
+    seed = cfg.get("seed")
+    return {"title": f"settings of run {record.name}", "method": method, "dataset": cfg.get("dataset"),
+            "ipc": int(cfg["ipc"]), "steps": int(steps) if isinstance(steps, int) and steps >= 1 else None,
+            "seed": int(seed) if isinstance(seed, int) else None, "settings": settings}, ""
 
 
 def show_run(record: RunRecord, key: str) -> None:
@@ -85,7 +135,7 @@ def show_run(record: RunRecord, key: str) -> None:
             if fig is not None:
                 st.plotly_chart(fig, key=f"{key}.{name}", config={"displayModeBar": False})
         if acc is not None:
-            st.dataframe([{"protocol": e.get("protocol"), "model": e.get("model"), "reps": e.get("reps"),
+            st.dataframe([{"protocol": library.evaluation_label(e), "reps": e.get("reps"),
                            "accuracy %": round(100 * e["acc_mean"], 2),
                            "± std": round(100 * (e.get("acc_std") or 0), 2)} for e in record.evaluations
                           if isinstance(e.get("acc_mean"), (int, float))], hide_index=True)

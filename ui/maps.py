@@ -47,12 +47,19 @@ class Overlay:
 
 @dataclass
 class Trajectory:
-    """Paths of synthetic images through the snapshots of a run: coords T×K×2 at `steps`."""
+    """Paths of synthetic images through the snapshots of a run: coords T×K×2 at `steps`; column k is image
+    `image_ids[k]` (1-based, within its class) of class `labels[k]`."""
 
     name: str
     steps: list[int]
     labels: np.ndarray
     coords: np.ndarray
+    image_ids: list[int] = field(default_factory=list)
+
+    def label(self, k: int, class_names: Sequence[str]) -> str:
+        """The legend label of column k, e.g. 'class 3 · image 2'."""
+        image = self.image_ids[k] if k < len(self.image_ids) else k + 1
+        return f"class {class_names[int(self.labels[k])]} · image {image}"
 
 
 def prototype_overlay(emb: Embedding, ds: ImageSet, name: str, ipc: int) -> tuple[Overlay | None, str]:
@@ -77,28 +84,43 @@ def run_overlay(emb: Embedding, record: RunRecord, symbol: str) -> Overlay:
     return Overlay(name, symbol, s.images, labels, emb.transform(s.images), captions)
 
 
-def run_trajectory(emb: Embedding, record: RunRecord, per_class: int = 1,
+def run_trajectory(emb: Embedding, record: RunRecord, per_class: int = 1, classes: Sequence[int] | None = None,
                    most_snapshots: int = MAX_TRACE_SNAPSHOTS) -> Trajectory | None:
-    """The path of the first `per_class` synthetic images of each class through the run's snapshots."""
+    """The paths of the first `per_class` synthetic images of each chosen class (all classes when `classes` is
+    None) through the run's snapshots; None when the run has no snapshots or none of the chosen classes."""
     snaps = record.snapshots
     if not snaps or len(snaps.get("steps", [])) < 2:
         return None
     steps = snaps["steps"].tolist()
     pick_t = np.unique(np.linspace(0, len(steps) - 1, min(most_snapshots, len(steps))).round().astype(int))
     labels = record.summary.hard_labels.numpy()
-    keep = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)])
-    images = snaps["images"][torch.as_tensor(pick_t)][:, torch.as_tensor(keep)].float()  # T×K×C×H×W
+    wanted = np.unique(labels) if classes is None else [c for c in np.unique(labels) if int(c) in set(classes)]
+    keep, ids = [], []
+    for c in wanted:
+        cols = np.flatnonzero(labels == c)[:max(1, int(per_class))]
+        keep += cols.tolist()
+        ids += list(range(1, len(cols) + 1))
+    if not keep:
+        return None
+    keep_t = torch.as_tensor(keep)
+    images = snaps["images"][torch.as_tensor(pick_t)][:, keep_t].float()  # T×K×C×H×W
     t, k = images.shape[:2]
     coords = emb.transform(images.reshape(t * k, *images.shape[2:])).reshape(t, k, 2)
-    return Trajectory(record.name, [steps[i] for i in pick_t], labels[keep], coords)
+    return Trajectory(record.name, [steps[i] for i in pick_t], labels[keep], coords, ids)
+
+
+REAL_STYLE = dict(size=6.0, opacity=0.7)      # real points: visible under the overlays, which sit on top
+OVERLAY_STYLE = dict(size=12, opacity=0.9, line_width=1.2)
 
 
 def map_figure(emb: Embedding, class_names: Sequence[str], overlays: Sequence[Overlay] = (),
-               trajectories: Sequence[Trajectory] = (), animate: bool = False, point_size: float = 4.0,
-               height: int = 640) -> go.Figure:
-    """Real points coloured by class (one Scattergl trace per class), overlays with a marker shape per method,
-    trajectories as lines (optionally animated over snapshots). customdata = [group, index]: group 0 is the
-    real data (index = training-set index), group g ≥ 1 is overlays[g - 1]."""
+               trajectories: Sequence[Trajectory] = (), animate: bool = False,
+               point_size: float = REAL_STYLE["size"], height: int = 680) -> go.Figure:
+    """Real points coloured by class (one Scattergl trace per class), then trajectories (one line per traced
+    image, labelled 'class c · image j' and grouped per run in the legend, so each can be hidden or shown), then
+    overlays on top with a marker shape per method. The legend sits below the plot, the animation controls above.
+    customdata = [group, index]: group 0 is the real data (index = training-set index), group g ≥ 1 is
+    overlays[g - 1]; trajectory points carry none (a selection ignores them)."""
     fig = go.Figure()
     xy = emb.coords.astype(np.float32)
     for c in np.unique(emb.labels):
@@ -107,31 +129,37 @@ def map_figure(emb: Embedding, class_names: Sequence[str], overlays: Sequence[Ov
         fig.add_trace(go.Scattergl(
             x=xy[m, 0], y=xy[m, 1], mode="markers", name=str(class_names[int(c)]), legendgroup="real",
             legendgrouptitle_text="real images" if c == emb.labels.min() else None,
-            marker=dict(size=point_size, color=class_color(c), opacity=0.45),
+            marker=dict(size=point_size, color=class_color(c), opacity=REAL_STYLE["opacity"]),
             customdata=np.stack([np.zeros_like(idx), idx], axis=1).tolist(),  # plain lists: echoed on selection
             hovertemplate=f"class {class_names[int(c)]}<br>train #%{{customdata[1]}}<extra></extra>"))
+    for tr in trajectories:
+        n_t = len(tr.steps)
+        for k in range(tr.coords.shape[1]):
+            label = tr.label(k, class_names)
+            fig.add_trace(go.Scattergl(
+                x=tr.coords[:, k, 0], y=tr.coords[:, k, 1], mode="lines+markers", name=label,
+                legendgroup=f"tr-{tr.name}", legendgrouptitle_text=f"paths · {tr.name}" if k == 0 else None,
+                line=dict(color=class_color(tr.labels[k]), width=2),
+                marker=dict(size=[4] * (n_t - 1) + [9], color=class_color(tr.labels[k]),
+                            symbol=["circle"] * (n_t - 1) + ["circle-open"]),
+                text=[f"{label} · step {s}" for s in tr.steps], hovertemplate="%{text}<extra></extra>"))
     for g, ov in enumerate(overlays, start=1):
         fig.add_trace(go.Scattergl(
             x=ov.coords[:, 0].astype(np.float32), y=ov.coords[:, 1].astype(np.float32), mode="markers",
             name=ov.name, legendgroup=f"ov{g}",
-            marker=dict(size=13, symbol=ov.symbol, color=[class_color(c) for c in ov.labels],
-                        line=dict(width=1.5, color="black")),
+            marker=dict(size=OVERLAY_STYLE["size"], symbol=ov.symbol, color=[class_color(c) for c in ov.labels],
+                        opacity=OVERLAY_STYLE["opacity"], line=dict(width=OVERLAY_STYLE["line_width"],
+                                                                     color="black")),
             customdata=np.stack([np.full(len(ov.labels), g), np.arange(len(ov.labels))], axis=1).tolist(),
             text=ov.captions, hovertemplate="%{text}<extra></extra>"))
-    for tr in trajectories:
-        for c in np.unique(tr.labels):
-            cols = np.flatnonzero(tr.labels == c)
-            xs, ys = [], []
-            for k in cols:
-                xs += tr.coords[:, k, 0].tolist() + [None]
-                ys += tr.coords[:, k, 1].tolist() + [None]
-            fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color=class_color(c), width=2),
-                                       name=f"path · {tr.name} · {class_names[int(c)]}", legendgroup=f"tr-{tr.name}",
-                                       showlegend=bool(c == tr.labels.min()), hoverinfo="skip"))
+    top = 30
     if animate and trajectories:
         _add_animation(fig, trajectories)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), dragmode="select",
-                      legend=dict(itemsizing="constant", groupclick="toggleitem"), uirevision="map",
+        top = 90
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=top, b=10), dragmode="select",
+                      legend=dict(orientation="h", x=0, xanchor="left", y=-0.02, yanchor="top",
+                                  itemsizing="constant", groupclick="toggleitem", entrywidth=0),
+                      uirevision="map",
                       xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None))
     return fig
 
@@ -147,13 +175,14 @@ def _add_animation(fig: go.Figure, trajectories: Sequence[Trajectory]) -> None:
     fig.frames = [go.Frame(data=[go.Scatter(x=tr.coords[t, :, 0], y=tr.coords[t, :, 1])], traces=[moving],
                            name=str(step)) for t, step in enumerate(tr.steps)]
     fig.update_layout(
-        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.02, xanchor="left", yanchor="top",
+        updatemenus=[dict(type="buttons", showactive=False, x=0, y=1.01, xanchor="left", yanchor="bottom",
                           buttons=[dict(label="▶ Play", method="animate",
                                         args=[None, dict(frame=dict(duration=400, redraw=True), fromcurrent=True,
                                                          transition=dict(duration=0))]),
                                    dict(label="❚❚ Pause", method="animate",
                                         args=[[None], dict(mode="immediate", frame=dict(duration=0))])])],
-        sliders=[dict(x=0.15, len=0.85, y=-0.02, currentvalue=dict(prefix="step "),
+        sliders=[dict(x=0.15, len=0.85, y=1.01, yanchor="bottom", pad=dict(t=0, b=0),
+                      currentvalue=dict(prefix="step "),
                       steps=[dict(label=str(step), method="animate",
                                   args=[[str(step)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
                              for step in tr.steps])])
