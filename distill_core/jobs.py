@@ -238,6 +238,10 @@ def check_spec(spec: JobSpec, dataset: ImageSet) -> tuple[type[Method], MethodCo
     if spec.eval_protocol not in ("auto", "none", *protocol_names()):
         raise InvalidInputError(f"unknown evaluation protocol {spec.eval_protocol!r}; choose auto, none or one "
                                 f"of {', '.join(protocol_names())}")
+    from .memory import available_bytes, check_fits, estimate
+
+    device = resolve_device(spec.device)
+    check_fits(estimate(spec.method, dataset, spec.ipc, config, device), available_bytes(device))  # before any work
     return cls, config, int(steps)
 
 

@@ -199,3 +199,17 @@ def test_the_estimate_is_within_a_quarter_of_the_measured_peak(case):
     row = measure(case)
     assert row["measured"] > 5 * 2**20
     assert 0.75 < row["ratio"] < 1.25, row
+
+
+def test_an_app_job_that_cannot_fit_is_refused_before_it_starts(digits, monkeypatch):
+    """The app's Start check (`jobs.check_spec`) refuses, with the estimate, a run larger than the memory there is;
+    the same run passes when the memory is there."""
+    from distill_core import jobs
+
+    spec = jobs.JobSpec(method="dm", dataset="digits", ipc=10, steps=5)
+    need = estimate("dm", digits, 10, get_method("dm").Config.for_dataset("digits", ipc=10)).total
+    monkeypatch.setattr(memory, "available_bytes", lambda device: int(need * 2))
+    jobs.check_spec(spec, digits)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: int(need // 4))
+    with pytest.raises(InvalidInputError, match="needs about .* but only .* is available"):
+        jobs.check_spec(spec, digits)

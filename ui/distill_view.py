@@ -194,6 +194,20 @@ def time_note(method: str, dataset_name: str, ipc: int, steps: int, profile: str
             f"expect longer still; a GPU is the place for the published recipe."), True
 
 
+def memory_note(dataset: ImageSet) -> str:
+    """The run's estimated peak memory, one sentence ('' when the page's values cannot be checked)."""
+    from distill_core.device import resolve_device
+    from distill_core.memory import estimate, format_bytes
+
+    try:
+        spec = build_spec()
+        _, config, _ = check_spec(spec, dataset)
+        est = estimate(spec.method, dataset, spec.ipc, config, resolve_device(spec.device))
+    except Exception:  # noqa: BLE001 - start_problem() reports what is wrong with the values
+        return ""
+    return f"Peak memory about {format_bytes(est.total)} on the {est.device.upper()} (estimated)."
+
+
 def _float_step(value: float) -> float:
     if not math.isfinite(value) or value == 0:
         return 0.1
