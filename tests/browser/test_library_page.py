@@ -11,6 +11,8 @@ try:
 except ImportError:  # the whole folder is skipped with a reason (conftest)
     expect = None
 
+from ui.labels import words
+
 from browserkit import assert_no_exception, click, open_app, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -71,7 +73,8 @@ def test_rename_and_notes_survive_a_reload_and_rerun_fills_the_distill_page(app_
     wait_idle(page)
     page.get_by_text(re.compile(r"Preset loaded: settings of run dm baseline \(batch 16\)")).wait_for(timeout=60_000)
     # batch_real is a setting of dm alone: its box shows the method is dm
-    for label, value in (("Images per class (IPC)", "2"), ("Steps", "40"), ("Seed", "7"), ("batch_real", "16")):
+    batch_label = words("dm", "batch_real").label   # the setting's label on the page
+    for label, value in (("Images per class (IPC)", "2"), ("Steps", "40"), ("Seed", "7"), (batch_label, "16")):
         expect(page.get_by_label(label, exact=True)).to_have_value(value, timeout=30_000)
     page.wait_for_timeout(1500)
     assert page.locator('[data-testid="stProgress"]').count() == 0   # filled, not started

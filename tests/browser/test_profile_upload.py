@@ -19,8 +19,8 @@ MAIN = '[data-testid="stMainBlockContainer"]'
 def _choose_method(page, name: str) -> None:
     box = page.locator(f'{MAIN} [data-testid="stSelectbox"]').filter(has_text="Method").first
     box.click()
-    page.get_by_role("option", name=re.compile(rf"^{re.escape(name)} —")).click()
-    expect(page.get_by_role("combobox", name="Method")).to_have_value(re.compile(rf"^{re.escape(name)} —"))
+    page.get_by_role("option", name=re.compile(rf"· {re.escape(name)}$")).click()   # "Family · name"
+    expect(page.get_by_role("combobox", name="Method")).to_have_value(re.compile(rf"· {re.escape(name)}$"))
     wait_idle(page)
 
 
