@@ -36,14 +36,14 @@ def _save_pair(job, preset, folder: Path) -> None:
         (folder / f"{preset.key}-{name}.png").write_bytes(data)
 
 
-def run_presets(limit_s: float, pairs: Path | None = None) -> None:
+def run_presets(limit_s: float, pairs: Path | None = None, keys: list[str] | None = None) -> None:
     from distill_core.estimates import estimate_seconds
     from ui.learn import all_presets
 
     print("| preset | method | dataset | IPC | steps | init | seconds | estimate (s) | final accuracy |")
     print("|---|---|---|---|---|---|---|---|---|")
     for preset in all_presets():
-        if not preset.available:
+        if not preset.available or (keys and preset.key not in keys):
             continue
         req = preset.as_request()
         spec = JobSpec(req["method"], req["dataset"], req["ipc"], req["steps"], req["seed"], req["settings"])
@@ -93,8 +93,10 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["digits", "mnist-5k"])
     parser.add_argument("--ipc", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per row of --step-table")
-    parser.add_argument("--methods", nargs="+", default=[m for m in DISTILLERS if m in METHODS and METHODS[m].kind == "distiller"],
+    parser.add_argument("--methods", nargs="+",
+                        default=[m for m in DISTILLERS if m in METHODS and METHODS[m].kind == "distiller"],
                         help="distillers of --step-table")
+    parser.add_argument("--presets", nargs="+", default=None, help="run only the presets with these keys")
     parser.add_argument("--pairs", type=Path, default=None, help="folder for the before/after grids")
     parser.add_argument("--limit", type=float, default=600.0, help="stop a preset after this many seconds")
     args = parser.parse_args()
@@ -104,7 +106,7 @@ def main() -> None:
     if args.step_table:
         step_table(args.datasets, args.ipc, args.steps, args.methods)
     else:
-        run_presets(args.limit, args.pairs)
+        run_presets(args.limit, args.pairs, args.presets)
 
 
 if __name__ == "__main__":
