@@ -110,7 +110,8 @@ def test_invalid_ipc_or_steps_disable_start_with_the_reason(app_server, page):
     assert page.locator('[data-testid="stProgress"]').count() == 0  # nothing ran
     set_number(page, "Steps", 5)
     expect(_start_button(page)).to_be_enabled(timeout=30_000)  # a loaded server may take a moment to redraw
-    assert page.get_by_text("Start is disabled").count() == 0
+    # the warning below the buttons is redrawn after them (with the expected time and memory): wait for it to go
+    expect(page.get_by_text("Start is disabled")).to_have_count(0, timeout=30_000)
     assert_no_exception(page)
 
 
