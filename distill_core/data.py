@@ -231,7 +231,7 @@ class ImageSet:
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Pixel space -> the space the models see: per-channel standardisation, then ZCA when the set has one."""
         mean, std = self._affine(x)
-        z = (x - mean) / std
+        z = (x - mean).div_(std)
         if self.whitening is None:
             return z
         return self.whitening.whiten(z[None])[0] if x.dim() == 3 else self.whitening.whiten(z)
