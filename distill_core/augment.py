@@ -158,7 +158,7 @@ class SiameseAugment:
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment a training batch for evaluation: in `single` mode one family for the batch (as DSA's code
         does when it trains networks), with independent parameters per image, fresh for every batch."""
-        return self.draw(generator, groups=len(x)).apply(x)
+        return self.draw(generator, groups=len(x)).to(x.device).apply(x)
 
     def describe(self) -> dict:
         """Name and parameters, for evaluation records."""

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from .augment import describe_augment, make_augment
 from .data import ImageSet
-from .device import make_generator, resolve_device
+from .device import make_generator, resolve_device, to_device
 from .errors import InvalidInputError, UnknownNameError
 from .models import MODELS, build_seeded, default_depth
 from .summary import Summary
@@ -272,7 +272,9 @@ def train_network(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, prot
                   on_epoch_end: Callable[[int, torch.optim.Optimizer], None] | None = None) -> torch.nn.Module:
     """SGD with momentum and weight decay at `lr` (default: the protocol's), lr ÷10 at half the epochs (unless
     lr_decay=False, e.g. for the short inner loops of the distillers), shuffled mini-batches (x normalised), each
-    augmented afresh when `augment` is given. `on_epoch_end(epoch, optimizer)` is called after every epoch."""
+    augmented afresh when `augment` is given. `on_epoch_end(epoch, optimizer)` is called after every epoch.
+    Nothing in the loop waits for the device (shuffles and augmentation draws reach it as queued copies), so the
+    distillers' inner loops use it as it is."""
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
     base_lr = float(protocol.lr if lr is None else lr)
@@ -285,7 +287,7 @@ def train_network(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, prot
         if lr_decay and epoch == epochs // 2:
             for group in opt.param_groups:
                 group["lr"] = base_lr * 0.1
-        order = torch.randperm(n, generator=generator).to(device)
+        order = to_device(torch.randperm(n, generator=generator), device)  # a queued copy: no wait for the device
         for i in range(0, n, protocol.batch_size):
             idx = order[i:i + protocol.batch_size]
             xb = x[idx]

@@ -28,8 +28,7 @@ import torch.nn.functional as F
 
 from .. import profiles
 from ..augment import SiameseAugment
-from ..device import to_device
-from ..evaluate import NetworkProtocol
+from ..evaluate import NetworkProtocol, train_network
 from ._distiller import DistillerConfig, SyntheticImages
 from .base import register_method
 
@@ -58,33 +57,6 @@ def match_distance(grads_syn: Sequence[torch.Tensor], grads_real: Sequence[torch
         cos = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(eps)
         total = total + (1 - cos).sum()
     return total
-
-
-def train_network(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, protocol: NetworkProtocol, epochs: int,
-                  generator: torch.Generator, augment: SiameseAugment | None = None, lr_decay: bool = False) -> None:
-    """The inner loop: `evaluate.train_network` for tensors already on the network's device, without waiting for
-    the device. Plain SGD at the protocol's settings on shuffled mini-batches, each augmented afresh under dsa;
-    the shuffles and draws come from `generator` in `evaluate.train_network`'s order (the same numbers) and reach
-    the device as queued copies. `lr_decay` (÷10 at half) as there."""
-    device = x.device
-    opt = torch.optim.SGD(net.parameters(), lr=protocol.lr, momentum=protocol.momentum,
-                          weight_decay=protocol.weight_decay)
-    net.train()
-    n = len(x)
-    for epoch in range(epochs):
-        if lr_decay and epoch == epochs // 2:
-            for group in opt.param_groups:
-                group["lr"] = protocol.lr * 0.1
-        order = to_device(torch.randperm(n, generator=generator), device)
-        for i in range(0, n, protocol.batch_size):
-            idx = order[i:i + protocol.batch_size]
-            xb = x[idx]
-            if augment is not None:
-                xb = augment.draw(generator, groups=len(xb)).to(device).apply(xb)
-            loss = F.cross_entropy(net(xb), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
 
 
 @dataclass
