@@ -8,13 +8,13 @@ import math
 import os
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 
+from .atomic import write_text_atomically
 from .bench import BenchRow, run_bench
 from .data import ImageSet
 from .errors import DistillError, InvalidInputError, RunFormatError
@@ -90,13 +90,9 @@ def save_bench(payload: dict[str, Any], path: str | os.PathLike | None = None,
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in str(payload["dataset"]))[-40:]
         path = bench_dir(runs_dir) / f"{safe}-{payload['protocol']}-{datetime.now():%Y%m%d-%H%M%S}.json"
     out = Path(path)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-        os.replace(tmp, out)
+        write_text_atomically(out, json.dumps(payload, indent=2, default=str))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise InvalidInputError(f"cannot write bench result {out}: {exc.strerror or exc}") from None
     return out
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 import os
 import re
 import time
-import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
 import torch
 
+from .atomic import write_atomically
 from .augment import SiameseAugment
 from .data import ImageSet
 from .device import make_generator, resolve_device
@@ -166,19 +166,11 @@ def train_expert(dataset: ImageSet, spec: ExpertSpec, epochs: int, seed: int, de
 def save_expert(path: Path, trajectory: torch.Tensor, meta: dict) -> Path:
     """Write atomically: a temporary file in the same folder, then a rename. A folder that cannot be written
     raises `RunWriteError` (one clear message)."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"trajectory": trajectory.contiguous(), "meta": meta}, tmp)
-        os.replace(tmp, path)
+        return write_atomically(path, lambda tmp: torch.save({"trajectory": trajectory.contiguous(), "meta": meta},
+                                                              tmp))
     except OSError as exc:
         raise RunWriteError(f"cannot store expert trajectories in {path.parent}: {exc.strerror or exc}") from None
-    finally:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-    return path
 
 
 def load_expert(path: Path) -> Expert | None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_text_atomically
 from .errors import InvalidInputError, RunFormatError
 from .runs import list_runs
 
@@ -117,12 +117,7 @@ def write_notes(run_dir: str | os.PathLike, text: str) -> None:
     if not text.strip():
         path.unlink(missing_ok=True)
         return
-    tmp = run_dir / f".{NOTES_FILE}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomically(path, text, make_parent=False)
 
 
 # ----------------------------------------------------------------------------------------------- rename

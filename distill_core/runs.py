@@ -27,6 +27,7 @@ from typing import Any, Iterable
 import torch
 
 from . import __version__
+from .atomic import write_text_atomically
 from .errors import InvalidInputError, RunFormatError, RunWriteError
 from .limits import LIMITS
 from .summary import Summary
@@ -92,12 +93,7 @@ def _json_default(obj: Any) -> Any:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, default=_json_default)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(data, indent=2, default=_json_default), fsync=True, make_parent=False)
 
 
 def snapshot_bytes(num_images: int, image_shape: tuple[int, ...], element_size: int = 2) -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -25,6 +24,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from .atomic import write_atomically
 from .data import ImageSet
 from .device import make_generator, resolve_device
 from .errors import InvalidInputError, RunWriteError
@@ -173,18 +173,11 @@ def ensure_teacher(dataset: ImageSet, spec: TeacherSpec | None = None, root: str
 
 
 def _save(path: Path, model: torch.nn.Module, meta: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     try:
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        torch.save({"state": state, "meta": meta}, tmp)
-        os.replace(tmp, path)
+        write_atomically(path, lambda tmp: torch.save({"state": state, "meta": meta}, tmp))
     except OSError as exc:
         raise RunWriteError(f"cannot store the teacher in {path.parent}: {exc.strerror or exc}") from None
-    finally:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
 
 
 def _load(path: Path, dataset: ImageSet, spec: TeacherSpec, device: torch.device) -> tuple[torch.nn.Module, dict] | None:

@@ -157,3 +157,21 @@ def test_library_page_rename_notes_and_rerun(tmp_path, monkeypatch, digits):
     assert ss["distill.setting.dm.batch_real"] == 16
     assert set(map(id, jobs._RUNNING)) == before   # filled in, not started
     assert any("Preset loaded: settings of run dm baseline" in m.value for m in at.info)
+
+
+def test_atomic_writes_leave_the_old_file_or_the_new_one_and_no_temporary(tmp_path):
+    """A write that fails half way leaves the previous file as it was and no temporary file behind."""
+    from distill_core.atomic import write_atomically, write_text_atomically
+
+    target = tmp_path / "sub" / "notes.md"
+    write_text_atomically(target, "first", fsync=True)
+    assert target.read_text(encoding="utf-8") == "first"
+
+    def broken(tmp):
+        tmp.write_text("half", encoding="utf-8")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(target, broken)
+    assert target.read_text(encoding="utf-8") == "first"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["notes.md"]
