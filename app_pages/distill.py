@@ -6,6 +6,8 @@ run. Presentation mode puts the grid first and large, the controls folded away.
 """
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 
 from distill_core.limits import LIMITS
@@ -100,7 +102,8 @@ def controls() -> None:
         st.warning(f"Start is disabled: {problem}", icon=":material/block:")
     elif not busy and dataset is not None:  # the expected time; a warning above about two minutes
         note, warn = view.time_note(method, dataset.name, int(st.session_state[state.KEY_IPC]),
-                                    int(st.session_state[state.KEY_STEPS]))
+                                    int(st.session_state[state.KEY_STEPS]),
+                                    pixels=math.prod(dataset.image_shape))
         memory = view.memory_note(dataset)
         (st.warning if warn else st.caption)(f"{note} {memory}".strip())
 

@@ -93,6 +93,20 @@ def test_estimate_note_warns_above_two_minutes():
     assert estimates.describe_seconds(None) == "unknown" and estimates.describe_seconds(30) == "about 30 s"
 
 
+def test_an_upload_gets_an_estimate_scaled_by_its_image_size():
+    """An uploaded dataset has no measured row: the page passes its pixels and borrows mnist-5k's, scaled."""
+    from ui import learn
+
+    text, _ = learn.estimate_note("dm", "upload-cats", 10, 100)
+    assert "No timing has been measured" in text  # without its image size there is nothing to go by
+    small = estimates.estimate_seconds("dm", "upload-cats", 10, 100, pixels=784)
+    big = estimates.estimate_seconds("dm", "upload-cats", 10, 100, pixels=3 * 32 * 32)
+    assert small == pytest.approx(estimates.estimate_seconds("dm", "mnist-5k", 10, 100))
+    assert big == pytest.approx(small * 3072 / 784)
+    text, _ = learn.estimate_note("dm", "upload-cats", 10, 100, pixels=784)
+    assert text.startswith("Expected time") and estimates.describe_seconds(small) in text
+
+
 def test_a_preset_button_starts_a_job():
     """One click on the learn page: the distill page opens configured and the run is already going."""
     from ui import learn

@@ -174,14 +174,15 @@ def profile_label(profile: str) -> str:
 
 
 def time_note(method: str, dataset_name: str, ipc: int, steps: int, profile: str | None = None,
-              device_type: str | None = None) -> tuple[str, bool]:
+              device_type: str | None = None, pixels: int | None = None) -> tuple[str, bool]:
     """(the expected-time line below the buttons, whether it is a warning). The paper profile on a CPU says so,
     with the estimate from the fast profile's measured step times as a lower bound (its steps are heavier), and
-    warns like any long run; it also warns when nothing was measured to go by."""
+    warns like any long run; it also warns when nothing was measured to go by. `pixels` (C×H×W per image): an
+    uploaded dataset's estimate scales a measured one's by image size."""
     from ui.learn import estimate_note
 
     profile = profile or current_profile()
-    note, warn = estimate_note(method, dataset_name, ipc, steps)
+    note, warn = estimate_note(method, dataset_name, ipc, steps, pixels=pixels)
     if profile != "paper" or METHODS.get(method) is None or METHODS[method].kind != "distiller":
         return note, warn
     if device_type is None:

@@ -78,12 +78,14 @@ class Preset:
         return pair if all(p.is_file() for p in pair) else None
 
 
-def estimate_note(method: str, dataset: str, ipc: int, steps: int | None) -> tuple[str, bool]:
-    """(a line stating the expected time of a run, whether it deserves a warning: over WARN_ABOVE_S)."""
+def estimate_note(method: str, dataset: str, ipc: int, steps: int | None,
+                  pixels: int | None = None) -> tuple[str, bool]:
+    """(a line stating the expected time of a run, whether it deserves a warning: over WARN_ABOVE_S).
+    `pixels` (C×H×W per image) lets an uploaded dataset borrow the measured rows of a named one."""
     cls = METHODS.get(method)
     kind = cls.kind if cls is not None else "distiller"
     n = int(steps or getattr(cls, "default_steps", 1)) if kind == "distiller" else 1
-    secs = estimate_seconds(method, dataset, ipc, n, kind)
+    secs = estimate_seconds(method, dataset, ipc, n, kind, pixels=pixels)
     if secs is None:
         return f"No timing has been measured for {method} on {dataset}; it may take a while on a CPU.", False
     if needs_warning(secs):
