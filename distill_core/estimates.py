@@ -2,8 +2,8 @@
 
 `STEP_SECONDS` holds the median seconds of one step of each distiller per dataset and IPC, measured with
 `python -m benchmarks.presets --step-table` on the project's 2-core CPU with one torch thread (the app's job
-setting), `fast` settings. `SETUP_SECONDS` is what a method spends before its first step (mtt trains its experts
-when none are stored). `estimate_seconds` reads them:
+setting), `fast` settings. `SETUP_SECONDS` is what a method spends before its first step (mtt, tesla and datm
+train their experts, rded and random-soft their teacher, when none are stored). `estimate_seconds` reads them:
 
 - between measured IPCs the time per step is interpolated linearly, above the largest it grows along the last
   segment, below the smallest it stays at the smallest's (so the estimate never falls as IPC grows);
@@ -70,6 +70,11 @@ SETUP_SECONDS: dict[tuple[str, str], float] = {
     ("mtt", "digits"): 26.0,   # training one expert trajectory on first use (none stored yet)
     ("tesla", "digits"): 26.0,  # the same experts as mtt
     ("datm", "digits"): 26.0,
+    # training the teacher whose soft labels rded and random-soft use, on first use (CPU seconds, one thread)
+    ("rded", "digits"): 13.0, ("random-soft", "digits"): 13.0,
+    ("rded", "mnist-5k"): 32.0, ("random-soft", "mnist-5k"): 32.0,
+    # fashion-mnist's teacher sees 10,000 training images to mnist-5k's 4,000: its time scaled by that
+    ("rded", "fashion-mnist"): 80.0, ("random-soft", "fashion-mnist"): 80.0,
 }
 
 # dataset -> the measured dataset whose rows it uses (scaled by pixels per image)
@@ -116,13 +121,13 @@ def seconds_per_step(method: str, dataset: str, ipc: int, pixels: int | None = N
 
 def estimate_seconds(method: str, dataset: str, ipc: int, steps: int | None, kind: str = "distiller",
                      pixels: int | None = None) -> float | None:
-    """Expected seconds of a run on a 2-core CPU (None when nothing measured applies)."""
+    """Expected seconds of a run on a 2-core CPU (None when nothing measured applies), its set-up included."""
+    setup = SETUP_SECONDS.get((method, dataset), SETUP_SECONDS.get((method, FAMILY.get(dataset, "")), 0.0))
     if kind == "selector":
-        return SELECTOR_SECONDS
+        return SELECTOR_SECONDS + setup
     per_step = seconds_per_step(method, dataset, ipc, pixels)
     if per_step is None:
         return None
-    setup = SETUP_SECONDS.get((method, dataset), SETUP_SECONDS.get((method, FAMILY.get(dataset, "")), 0.0))
     return max(0, int(steps or 0)) * per_step + setup
 
 

@@ -80,6 +80,9 @@ def test_estimate_follows_the_measured_table():
     assert estimates.seconds_per_step("kip", "cifar10", 10) > estimates.seconds_per_step("kip", "mnist-5k", 10)
     assert estimates.estimate_seconds("nope", "digits", 1, 10) is None
     assert estimates.estimate_seconds("kmeans", "digits", 5, 1, kind="selector") == estimates.SELECTOR_SECONDS
+    # a teacher trained on first use counts (rded and random-soft pick in one pass, after it)
+    assert estimates.estimate_seconds("rded", "digits", 10, 1, kind="selector") == estimates.SELECTOR_SECONDS + 13.0
+    assert estimates.estimate_seconds("random-soft", "mnist", 10, 1, kind="selector") > 30
 
 
 def test_estimate_note_warns_above_two_minutes():
