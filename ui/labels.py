@@ -81,6 +81,12 @@ WORDS: dict[str, Words] = {
                    "matches the paper's networks better but each step is slower (time grows with width²)."),
     "depth": Words("Network depth (blocks)", "Convolution blocks of the distilling ConvNet: deeper sees larger "
                    "patterns but costs more per step and can diverge on tiny images.", advanced=True),
+    "precision": Words("Arithmetic precision", "fp32 computes in full precision; bf16 runs the networks' forward "
+                       "passes in bfloat16, faster on GPUs with bf16 units (losses and image gradients within a few "
+                       "per cent) and usually slower on a CPU.", choices=("fp32", "bf16"), advanced=True),
+    "channels_last": Words("Channels-last layout", "Store the networks and real images channels-last: the same "
+                           "numbers in another memory order, often faster for convolutions on GPUs (MTT's unrolled "
+                           "student keeps its own layout).", advanced=True),
     "dsa": Words("Augment (DSA)", "Apply the same random crops, flips, scales and colour changes to real and "
                  "synthetic images: summaries generalise better at a small cost per step."),
     "batch_real": Words("Real images per class per step", "How many real images of each class every step compares "

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import torch
 
 from ..augment import SiameseAugment
-from ._distiller import DistillerConfig, SyntheticImages
+from ._distiller import NetworkSpeedConfig, SyntheticImages
 from .base import register_method
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def dm_loss(net: torch.nn.Module, x_real: torch.Tensor, x_syn: torch.Tensor, num
 
 
 @dataclass
-class DMConfig(DistillerConfig):
+class DMConfig(NetworkSpeedConfig):
     method_key = "dm"
     lr: float = 1.0
     batch_real: int = 64       # real images per class per step

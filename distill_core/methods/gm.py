@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from .. import profiles
 from ..augment import SiameseAugment
 from ..evaluate import NetworkProtocol, train_network
-from ._distiller import DistillerConfig, SyntheticImages
+from ._distiller import NetworkSpeedConfig, SyntheticImages
 from .base import register_method
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def match_distance(grads_syn: Sequence[torch.Tensor], grads_real: Sequence[torch
 
 
 @dataclass
-class DCConfig(DistillerConfig):
+class DCConfig(NetworkSpeedConfig):
     method_key = "dc"
     lr: float = 0.1
     batch_real: int = 32        # real images per class per matching

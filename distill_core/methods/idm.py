@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from ..augment import SiameseAugment
 from ..errors import InvalidInputError
 from ..summary import Summary
-from ._distiller import DistillerConfig, SyntheticImages
+from ._distiller import NetworkSpeedConfig, SyntheticImages
 from .base import class_balanced_pick, register_method
 from .dm import CPU_CHUNK, class_means, embed_all
 
@@ -64,7 +64,7 @@ def pack(images: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 @dataclass
-class IDMConfig(DistillerConfig):
+class IDMConfig(NetworkSpeedConfig):
     method_key = "idm"
     lr: float = 0.2             # learning rate of the images (SGD, momentum 0.5)
     batch_real: int = 64        # real images per class per step

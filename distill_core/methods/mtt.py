@@ -26,7 +26,7 @@ from ..device import to_device
 from ..errors import InvalidInputError
 from ..evaluate import Augment
 from ..experts import Expert, ExpertReader, ExpertSpec, ensure_experts
-from ._distiller import DistillerConfig, SyntheticImages
+from ._distiller import NetworkSpeedConfig, SyntheticImages
 from .base import register_method
 
 
@@ -133,7 +133,7 @@ def trajectory_loss(student: FlatParams, start: torch.Tensor, target: torch.Tens
 
 
 @dataclass
-class MTTConfig(DistillerConfig):
+class MTTConfig(NetworkSpeedConfig):
     method_key = "mtt"
     lr: float = 100.0               # learning rate of the images
     lr_lr: float = 0.01             # Adam step size of the student's log learning rate (~1% change per step)
