@@ -204,7 +204,7 @@ def torch_threads(n: int) -> Iterator[None]:
 
 # ------------------------------------------------------------------------ background work that steps aside
 
-_BACKGROUND = threading.local()   # .work: the (dataset key, space) a background thread is preparing
+_BACKGROUND = threading.local()   # .work: the (dataset key, space) a background thread prepares; .stats
 _DEMAND: dict[tuple[str, str], int] = {}   # (dataset key, space) -> page calls waiting for it
 _DEMAND_LOCK = threading.Lock()
 HOLD_POLL_S = 0.1
@@ -250,9 +250,26 @@ def _pause_point() -> None:
     work = getattr(_BACKGROUND, "work", None)
     if work is None:
         return
+    stats = _BACKGROUND.stats
     while background_should_hold(work):
-        _BACKGROUND.held_s = getattr(_BACKGROUND, "held_s", 0.0) + HOLD_POLL_S
+        stats["holds"] += 1
+        t = time.perf_counter()
         time.sleep(HOLD_POLL_S)
+        stats["held_s"] += time.perf_counter() - t
+
+
+@contextlib.contextmanager
+def background_work(ds: ImageSet, space: str) -> Iterator[dict[str, float]]:
+    """Run the block as background work preparing (ds, space) in the calling thread: it steps aside at every
+    `_pause_point` while `background_should_hold`, on one torch thread. Yields live stats: `holds` (pauses) and
+    `held_s` (seconds spent holding)."""
+    stats = {"holds": 0, "held_s": 0.0}
+    _BACKGROUND.work, _BACKGROUND.stats = (dataset_key(ds), space), stats
+    try:
+        with torch_threads(COMPUTE_THREADS):
+            yield stats
+    finally:
+        _BACKGROUND.work = None
 
 
 # ------------------------------------------------------------------------------------ feature spaces
@@ -599,14 +616,24 @@ def _warm_in_background(ds: ImageSet, space: str) -> None:
     """Train the feature network of `space` (or load it), compute the map's features and fit the map (or load
     it), as background work that steps aside (see `_pause_point`). Seconds spent and held go to `warm_info()`."""
     t0 = time.perf_counter()
-    _BACKGROUND.work, _BACKGROUND.held_s = (dataset_key(ds), space), 0.0
+    stats: dict[str, float] = {}
     try:
-        with torch_threads(COMPUTE_THREADS):
+        with background_work(ds, space) as stats:
             get_embedding(ds, space)
     finally:
         _WARM_INFO.setdefault("background", {})[f"{ds.name}/{space}"] = {
-            "seconds": round(time.perf_counter() - t0, 2), "held_s": round(_BACKGROUND.held_s, 2)}
-        _BACKGROUND.work = None
+            "seconds": round(time.perf_counter() - t0, 2), "held_s": round(stats.get("held_s", 0.0), 2)}
+
+
+def join_warm_up(timeout: float | None = None) -> bool:
+    """Wait for the warm-up thread (tests, shutdown: no thread left inside torch or numba at exit). True when
+    no warm-up work is left."""
+    with _UMAP_LOCK:
+        thread = _WARM_THREAD
+    if thread is not None:
+        thread.join(timeout)
+        return not thread.is_alive()
+    return True
 
 
 def is_warm() -> bool:
@@ -629,8 +656,9 @@ class Embedding:
     coords: np.ndarray           # float32 N×2
     pca: Any
     reducer: Any
-    fit_seconds: float = 0.0
+    fit_seconds: float = 0.0     # features (when computed for the map) + PCA + UMAP
     from_disk: bool = False
+    feature_seconds: float = 0.0  # the part of fit_seconds spent on the map's features
     feature_space: FeatureSpace | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _memo: OrderedDict = field(default_factory=OrderedDict, repr=False)
@@ -757,9 +785,12 @@ def _load_or_fit(ds: ImageSet, space: str, n_max: int, progress: Progress) -> Em
             if progress:
                 progress(f"computing {space} features of the {len(idx)} mapped images")
             feats = fs.features(ds.x_train[torch.from_numpy(idx)])
+    feature_seconds = round(time.perf_counter() - t0, 2)
     _pause_point()
     with umap_fast.one_blas_thread():
-        return _fit_map(ds, space, idx, feats, path, t0, progress)
+        emb = _fit_map(ds, space, idx, feats, path, t0, progress)
+    emb.feature_seconds = feature_seconds
+    return emb
 
 
 def _fit_map(ds: ImageSet, space: str, idx: np.ndarray, feats: np.ndarray, path: Path, t0: float,
