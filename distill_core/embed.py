@@ -656,9 +656,10 @@ class Embedding:
     coords: np.ndarray           # float32 N×2
     pca: Any
     reducer: Any
-    fit_seconds: float = 0.0     # features (when computed for the map) + PCA + UMAP
+    fit_seconds: float = 0.0     # the whole fit: network training and features (when needed) + PCA + UMAP
     from_disk: bool = False
-    feature_seconds: float = 0.0  # the part of fit_seconds spent on the map's features
+    feature_seconds: float = 0.0  # parts of fit_seconds: the map's features (training excluded) ...
+    layout_seconds: float = 0.0   # ... and PCA + UMAP
     feature_space: FeatureSpace | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _memo: OrderedDict = field(default_factory=OrderedDict, repr=False)
@@ -771,6 +772,7 @@ def _load_or_fit(ds: ImageSet, space: str, n_max: int, progress: Progress) -> Em
         except Exception:  # stale or corrupt cache: fit again and overwrite
             pass
     t0 = time.perf_counter()
+    t_feat = t0
     if space == "pixels":
         feats = ds.x_train[torch.from_numpy(idx)].reshape(len(idx), -1).numpy().astype(np.float32)
     else:
@@ -784,12 +786,14 @@ def _load_or_fit(ds: ImageSet, space: str, n_max: int, progress: Progress) -> Em
             fs = feature_space(ds, space, progress)
             if progress:
                 progress(f"computing {space} features of the {len(idx)} mapped images")
+            t_feat = time.perf_counter()
             feats = fs.features(ds.x_train[torch.from_numpy(idx)])
-    feature_seconds = round(time.perf_counter() - t0, 2)
+    t_layout = time.perf_counter()
     _pause_point()
     with umap_fast.one_blas_thread():
         emb = _fit_map(ds, space, idx, feats, path, t0, progress)
-    emb.feature_seconds = feature_seconds
+    emb.feature_seconds = round(t_layout - t_feat, 2)
+    emb.layout_seconds = round(time.perf_counter() - t_layout, 2)
     return emb
 
 
