@@ -391,8 +391,9 @@ class FeatureSpace:
                                     f"{self.dataset.name} feature space, which expects {self.dataset.image_shape}")
         if self.net is None:
             return images.reshape(len(images), -1).numpy().astype(np.float32, copy=True)
-        # one forward at a time per network; no autograd; torch's threads for this call only
-        with self._lock, torch.inference_mode(), torch_threads(COMPUTE_THREADS):
+        # one forward at a time per network (a page waiting here lets background work on it go on); no autograd;
+        # torch's threads for this call only
+        with _demanded(self.dataset, self.name), self._lock, torch.inference_mode(), torch_threads(COMPUTE_THREADS):
             return _batched(lambda b: self.net.embed(self.dataset.normalize(b)), images)
 
 
@@ -788,11 +789,12 @@ def _load_or_fit(ds: ImageSet, space: str, n_max: int, progress: Progress) -> Em
                 progress(f"computing {space} features of the {len(idx)} mapped images")
             t_feat = time.perf_counter()
             feats = fs.features(ds.x_train[torch.from_numpy(idx)])
-    t_layout = time.perf_counter()
+    t_feat_end = time.perf_counter()
     _pause_point()
+    t_layout = time.perf_counter()
     with umap_fast.one_blas_thread():
         emb = _fit_map(ds, space, idx, feats, path, t0, progress)
-    emb.feature_seconds = round(t_layout - t_feat, 2)
+    emb.feature_seconds = round(t_feat_end - t_feat, 2)
     emb.layout_seconds = round(time.perf_counter() - t_layout, 2)
     return emb
 
