@@ -10,7 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui import distill_view, learn, nav, sidebar, state, warm
-from distill_core.embed import warm_up as embed_warm_up
+from distill_core.embed import SERVER_WARM_SPACES, warm_up as embed_warm_up
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -20,7 +20,9 @@ if (ASSETS / "logo.png").is_file():
     st.logo(str(ASSETS / "logo.png"), icon_image=str(ASSETS / "favicon.png"))
 
 warm.start_once()             # first-use costs (torch imports, the embedded dataset) paid in the background
-embed_warm_up([state.DEFAULT_DATASET])  # maps: umap's numba compile + the default map, in the background (idempotent)
+# maps, in the background (idempotent): umap's numba compile, the default dataset's pixels map, then its trained
+# ConvNet map (as work that holds still while a distillation runs or a page waits for another map)
+embed_warm_up([state.DEFAULT_DATASET], spaces=SERVER_WARM_SPACES)
 _preset = state.apply_pending_preset()  # a preset from the learn page configures the widgets before they are drawn
 if _preset and _preset.get(learn.START_FLAG):  # ... and, from its one-click button, starts the run at once
     distill_view.on_start()

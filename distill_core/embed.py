@@ -3,19 +3,25 @@
 Feature spaces (`SPACES`):
 - `pixels`: the flattened pixels (PCA to at most 50 dimensions before UMAP);
 - `convnet-random`: a randomly initialised, seeded ConvNet-3 (width 32) — `embed()` features;
-- `convnet-trained`: the same network trained briefly (100 Adam steps on at most 2,000 real training images: a few
-  seconds on a CPU whatever the dataset's size). It is trained once per dataset fingerprint (`dataset_key`) and
-  its weights are cached on disk (`cache_dir()`), written to a temporary name and renamed.
+- `convnet-trained`: the same network trained briefly (TRAIN_STEPS Adam steps on at most 2,000 real training
+  images: a few seconds on a CPU whatever the dataset's size). It is trained once per dataset fingerprint
+  (`dataset_key`) and its weights are cached on disk (`cache_dir()`), written to a temporary name and renamed.
 
 A map (`get_embedding`) is UMAP fitted once on (a stratified sample of at most `MAP_MAX_POINTS`) real training
 images of a space, cached in memory and on disk keyed by dataset fingerprint + space + version; everything else
 (distilled images, coreset picks, centroids, snapshots) is placed with `Embedding.transform`.
 
 umap-learn compiles its numba code on first use (20-40 s on a small CPU). `warm_up()` does that in a background
-thread and asks numba to keep the compiled code on disk, so later processes start in about a second.
+thread and asks numba to keep the compiled code on disk, so later processes start in about a second. At server
+start it also trains the default dataset's feature ConvNet and fits its map (`SERVER_WARM_SPACES`), as background
+work that steps aside: it holds still while a distillation runs or while a page waits for another map, and a
+page asking for the same map joins the work in progress instead of starting it again.
+
+Torch's thread count is set per call (`torch_threads`), never left changed for the rest of the process.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -26,7 +32,7 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -35,19 +41,25 @@ from .data import ImageSet
 from . import umap_fast
 from .errors import DistillError, InvalidInputError, UnknownNameError
 
-EMBED_VERSION = 2           # 2: exact-PCA projection, feature ConvNet trained on a capped sample
+EMBED_VERSION = 3           # 2: exact-PCA projection, feature ConvNet on a capped sample; 3: 60 training steps
 CACHE_ENV = "DISTILL_CACHE_DIR"
 MAP_MAX_POINTS = 4000        # real points on a map (below umap's 4096 exact-neighbour threshold)
 FEATURE_POOL_MAX = 20000     # real images whose features are computed (nearest neighbours, typicality)
 PCA_DIMS = 50
 FEATURE_WIDTH = 32           # width of the feature ConvNets (CPU-friendly)
 TRAIN_MAX_IMAGES = 2000      # the feature ConvNet learns from a stratified sample of at most this many images,
-TRAIN_STEPS = 100            # ... for this many Adam steps (fewer on a tiny set: at most TRAIN_MAX_EPOCHS passes)
+TRAIN_STEPS = 60             # ... for this many Adam steps (fewer on a tiny set: at most TRAIN_MAX_EPOCHS passes);
+#                              60 instead of 100 keeps the map's classes as far apart (benchmarks/embedding_speed.py)
 TRAIN_MAX_EPOCHS = 30
 TRAIN_BATCH = 64
 TRAIN_LR = 2e-3
+FEATURE_BATCH = 128          # images per forward when features are extracted (small batches stay in the CPU's cache)
+COMPUTE_THREADS = 1          # torch threads of feature-network training and extraction: small convolutions, where
+#                              a second thread mostly waits for a core on a shared 2-core CPU
 UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "n_epochs": 200, "random_state": 0, "transform_seed": 42}
 _MEMORY_ITEMS = 8            # maps / feature pools kept in memory per kind
+
+SERVER_WARM_SPACES = ("pixels", "convnet-trained")   # what app.py warms for the default dataset
 
 SPACES: dict[str, str] = {
     "pixels": "pixels (PCA to 50 dimensions)",
@@ -173,10 +185,100 @@ def clear_memory_cache() -> None:
         lru.clear()
 
 
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Torch intra-op threads of the calling thread set to `n` for a block, and restored afterwards (even on an
+    error). Torch's setting also seeds threads that start using torch during the block, so the block is kept to
+    the computation that needs it instead of changing the count for the rest of the process."""
+    n = max(1, int(n))
+    before = torch.get_num_threads()
+    if before == n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------------ background work that steps aside
+
+_BACKGROUND = threading.local()   # .work: the (dataset key, space) a background thread prepares; .stats
+_DEMAND: dict[tuple[str, str], int] = {}   # (dataset key, space) -> page calls waiting for it
+_DEMAND_LOCK = threading.Lock()
+HOLD_POLL_S = 0.1
+
+
+@contextlib.contextmanager
+def _demanded(ds: ImageSet, space: str) -> Iterator[None]:
+    """Marks (dataset, space) as wanted by a page call for a block (background threads mark nothing)."""
+    if getattr(_BACKGROUND, "work", None) is not None:
+        yield
+        return
+    key = (dataset_key(ds), space)
+    with _DEMAND_LOCK:
+        _DEMAND[key] = _DEMAND.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        with _DEMAND_LOCK:
+            _DEMAND[key] -= 1
+            if not _DEMAND[key]:
+                del _DEMAND[key]
+
+
+def _jobs_running() -> int:
+    from .jobs import running_jobs  # noqa: PLC0415 - jobs imports the methods; only needed here
+
+    return running_jobs()
+
+
+def background_should_hold(work: tuple[str, str]) -> bool:
+    """Whether background work on `work` should wait: a distillation is running, or a page waits for another
+    map — unless a page waits for this very work (then it goes on at full speed)."""
+    with _DEMAND_LOCK:
+        if work in _DEMAND:
+            return False
+        others = bool(_DEMAND)
+    return others or _jobs_running() > 0
+
+
+def _pause_point() -> None:
+    """Called between small pieces of work (training steps, feature batches): in a background thread, wait while
+    `background_should_hold`; in a page's call, return at once."""
+    work = getattr(_BACKGROUND, "work", None)
+    if work is None:
+        return
+    stats = _BACKGROUND.stats
+    while background_should_hold(work):
+        stats["holds"] += 1
+        t = time.perf_counter()
+        time.sleep(HOLD_POLL_S)
+        stats["held_s"] += time.perf_counter() - t
+
+
+@contextlib.contextmanager
+def background_work(ds: ImageSet, space: str) -> Iterator[dict[str, float]]:
+    """Run the block as background work preparing (ds, space) in the calling thread: it steps aside at every
+    `_pause_point` while `background_should_hold`, on one torch thread. Yields live stats: `holds` (pauses) and
+    `held_s` (seconds spent holding)."""
+    stats = {"holds": 0, "held_s": 0.0}
+    _BACKGROUND.work, _BACKGROUND.stats = (dataset_key(ds), space), stats
+    try:
+        with torch_threads(COMPUTE_THREADS):
+            yield stats
+    finally:
+        _BACKGROUND.work = None
+
+
 # ------------------------------------------------------------------------------------ feature spaces
 
-def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch: int = 512) -> np.ndarray:
-    outs = [fn(x[i:i + batch]).float().cpu() for i in range(0, len(x), batch)]
+def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch: int = FEATURE_BATCH) -> np.ndarray:
+    outs = []
+    for i in range(0, len(x), batch):
+        _pause_point()
+        outs.append(fn(x[i:i + batch]).float().cpu())
     if not outs:
         return np.zeros((0, 0), dtype=np.float32)
     return torch.cat(outs).numpy().astype(np.float32, copy=False)
@@ -186,6 +288,37 @@ def _feature_net(ds: ImageSet, seed: int = 0) -> torch.nn.Module:
     from .models import build_seeded
 
     return build_seeded(ds, "convnet", seed=seed, width=FEATURE_WIDTH, depth=3, norm="instancenorm").eval()
+
+
+class PlainAdam:
+    """Adam (Kingma & Ba; torch.optim.Adam's update without weight decay or amsgrad) in a few tensor operations.
+
+    torch.optim's optimisers import torch._dynamo when the first one is built: 3-6 s on a small CPU, which a
+    fresh process would pay inside the first trained-ConvNet map. This one imports nothing."""
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.betas, self.eps, self.t = float(lr), betas, float(eps), 0
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        step_size = self.lr / (1 - b1 ** self.t)
+        root_c2 = (1 - b2 ** self.t) ** 0.5
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            m.mul_(b1).add_(p.grad, alpha=1 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            p.addcdiv_(m, v.sqrt().div_(root_c2).add_(self.eps), value=-step_size)
 
 
 def _train_net(ds: ImageSet, progress: Progress = None, seed: int = 0) -> tuple[torch.nn.Module, dict]:
@@ -201,26 +334,24 @@ def _train_net(ds: ImageSet, progress: Progress = None, seed: int = 0) -> tuple[
     idx = torch.from_numpy(sample_indices(ds.y_train, TRAIN_MAX_IMAGES, seed))
     x, y = ds.normalize(ds.x_train[idx]), ds.y_train[idx]
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=TRAIN_LR)
+    opt = PlainAdam(net.parameters(), lr=TRAIN_LR)
     per_epoch = -(-len(x) // TRAIN_BATCH)
     steps = min(TRAIN_STEPS, TRAIN_MAX_EPOCHS * per_epoch)
     t0 = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small convolutions: a second thread only waits for a core on a shared 2-core CPU
-    try:
+    test = torch.from_numpy(sample_indices(ds.y_test, 1000, seed))
+    with torch_threads(COMPUTE_THREADS):
         net.train()
         step = _train_steps(net, opt, x, y, gen, steps, progress)
-    finally:
-        torch.set_num_threads(threads)
-    net.eval()
-    seconds = round(time.perf_counter() - t0, 2)
-    test = torch.from_numpy(sample_indices(ds.y_test, 1000, seed))
+        net.eval()
+        seconds = round(time.perf_counter() - t0, 2)
+        with torch.inference_mode():  # no autograd graph for the 1,000 test images
+            acc = accuracy(net, ds.normalize(ds.x_test[test]), ds.y_test[test], batch_size=FEATURE_BATCH)
     info = {"steps": step, "epochs": round(step / per_epoch, 2), "train_images": len(x), "seconds": seconds,
-            "test_acc": accuracy(net, ds.normalize(ds.x_test[test]), ds.y_test[test])}
+            "test_acc": acc}
     return net, info
 
 
-def _train_steps(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+def _train_steps(net: torch.nn.Module, opt: "PlainAdam", x: torch.Tensor, y: torch.Tensor,
                  gen: torch.Generator, steps: int, progress: Progress) -> int:
     step = 0
     while step < steps:
@@ -228,6 +359,7 @@ def _train_steps(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tens
         for i in range(0, len(x), TRAIN_BATCH):
             if step >= steps:
                 break
+            _pause_point()
             if progress and step % 25 == 0:
                 progress(f"training the feature ConvNet on {len(x)} real images: step {step + 1}/{steps}")
             b = order[i:i + TRAIN_BATCH]
@@ -259,7 +391,9 @@ class FeatureSpace:
                                     f"{self.dataset.name} feature space, which expects {self.dataset.image_shape}")
         if self.net is None:
             return images.reshape(len(images), -1).numpy().astype(np.float32, copy=True)
-        with self._lock, torch.no_grad():  # one forward at a time per network
+        # one forward at a time per network (a page waiting here lets background work on it go on); no autograd;
+        # torch's threads for this call only
+        with _demanded(self.dataset, self.name), self._lock, torch.inference_mode(), torch_threads(COMPUTE_THREADS):
             return _batched(lambda b: self.net.embed(self.dataset.normalize(b)), images)
 
 
@@ -269,7 +403,8 @@ def feature_space(ds: ImageSet, space: str = "pixels", progress: Progress = None
     if space == "pixels":
         return FeatureSpace("pixels", ds)
     key = (dataset_key(ds), space)
-    return _NETS.get_or_make(key, lambda: _make_space(ds, space, progress))
+    with _demanded(ds, space):
+        return _NETS.get_or_make(key, lambda: _make_space(ds, space, progress))
 
 
 def _make_space(ds: ImageSet, space: str, progress: Progress) -> FeatureSpace:
@@ -305,7 +440,8 @@ def train_features(ds: ImageSet, space: str = "pixels", progress: Progress = Non
     """Features of the real training images (cached in memory, and on disk for network spaces)."""
     check_space(space)
     key = (dataset_key(ds), space)
-    return _POOLS.get_or_make(key, lambda: _make_pool(ds, space, progress))
+    with _demanded(ds, space):
+        return _POOLS.get_or_make(key, lambda: _make_pool(ds, space, progress))
 
 
 def _pool_path(ds: ImageSet, space: str) -> Path:
@@ -426,7 +562,12 @@ def _fast_transform(reducer: Any) -> Any:
 def warm_up(datasets: Iterable[str] = (), spaces: Iterable[str] = ("pixels",)) -> threading.Thread:
     """Compile umap's numba code on a tiny array in a daemon thread, then fit (or load from the disk cache) the
     maps of `datasets` × `spaces` so their first map is ready. Idempotent: cheap to call on every app rerun; a
-    thread starts only for work not asked for before. Returns the thread; `is_warm()` tells when umap is ready."""
+    thread starts only for work not asked for before. Returns the thread; `is_warm()` tells when umap is ready.
+
+    A space with a feature network to train (convnet-trained) comes last and runs as background work: one torch
+    thread, holding still between training steps and feature batches while a distillation runs or a page waits
+    for another map (`background_should_hold`); a page asking for the same map waits for this work (it is not
+    done twice) and the work then goes on at full speed."""
     global _WARM_THREAD
     todo = [(d, s) for d in datasets for s in spaces]
     with _UMAP_LOCK:
@@ -451,7 +592,8 @@ def _warm(todo: list[tuple[str, str]], previous: threading.Thread | None) -> Non
         _one_numba_thread()
         from .data import load_dataset
 
-        for name, space in todo:
+        quick = [(d, s) for d, s in todo if s != "convnet-trained"]
+        for name, space in quick:
             ds = load_dataset(name)
             get_embedding(ds, space).transform(ds.x_train[:4], memo=False)
         if not _WARM.is_set():
@@ -462,10 +604,37 @@ def _warm(todo: list[tuple[str, str]], previous: threading.Thread | None) -> Non
                 reducer.transform(x[:4] + 0.05)
             _WARM_INFO["compile_seconds"] = round(time.perf_counter() - t0, 2)
             _WARM.set()
+        for name, space in todo:
+            if (name, space) not in quick:
+                _warm_in_background(load_dataset(name), space)
     except Exception as exc:  # warming is best effort; the real call reports any real problem
         _WARM_INFO["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         _WARM_INFO["seconds"] = round(time.perf_counter() - t0, 2)
+
+
+def _warm_in_background(ds: ImageSet, space: str) -> None:
+    """Train the feature network of `space` (or load it), compute the map's features and fit the map (or load
+    it), as background work that steps aside (see `_pause_point`). Seconds spent and held go to `warm_info()`."""
+    t0 = time.perf_counter()
+    stats: dict[str, float] = {}
+    try:
+        with background_work(ds, space) as stats:
+            get_embedding(ds, space)
+    finally:
+        _WARM_INFO.setdefault("background", {})[f"{ds.name}/{space}"] = {
+            "seconds": round(time.perf_counter() - t0, 2), "held_s": round(stats.get("held_s", 0.0), 2)}
+
+
+def join_warm_up(timeout: float | None = None) -> bool:
+    """Wait for the warm-up thread (tests, shutdown: no thread left inside torch or numba at exit). True when
+    no warm-up work is left."""
+    with _UMAP_LOCK:
+        thread = _WARM_THREAD
+    if thread is not None:
+        thread.join(timeout)
+        return not thread.is_alive()
+    return True
 
 
 def is_warm() -> bool:
@@ -488,8 +657,10 @@ class Embedding:
     coords: np.ndarray           # float32 N×2
     pca: Any
     reducer: Any
-    fit_seconds: float = 0.0
+    fit_seconds: float = 0.0     # the whole fit: network training and features (when needed) + PCA + UMAP
     from_disk: bool = False
+    feature_seconds: float = 0.0  # parts of fit_seconds: the map's features (training excluded) ...
+    layout_seconds: float = 0.0   # ... and PCA + UMAP
     feature_space: FeatureSpace | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _memo: OrderedDict = field(default_factory=OrderedDict, repr=False)
@@ -579,9 +750,10 @@ def get_embedding(ds: ImageSet, space: str = "pixels", n_max: int = MAP_MAX_POIN
     if int(n_max) < 10:
         raise InvalidInputError(f"a map needs at least 10 real points, got n_max={n_max}")
     key = (dataset_key(ds), space, int(n_max))
-    emb = _MAPS.get_or_make(key, lambda: _load_or_fit(ds, space, int(n_max), progress))
-    if emb.feature_space is None:
-        emb.feature_space = feature_space(ds, space, progress)
+    with _demanded(ds, space):  # background work on another map holds still meanwhile; on this one it goes on
+        emb = _MAPS.get_or_make(key, lambda: _load_or_fit(ds, space, int(n_max), progress))
+        if emb.feature_space is None:
+            emb.feature_space = feature_space(ds, space, progress)
     return emb
 
 
@@ -601,6 +773,7 @@ def _load_or_fit(ds: ImageSet, space: str, n_max: int, progress: Progress) -> Em
         except Exception:  # stale or corrupt cache: fit again and overwrite
             pass
     t0 = time.perf_counter()
+    t_feat = t0
     if space == "pixels":
         feats = ds.x_train[torch.from_numpy(idx)].reshape(len(idx), -1).numpy().astype(np.float32)
     else:
@@ -614,9 +787,16 @@ def _load_or_fit(ds: ImageSet, space: str, n_max: int, progress: Progress) -> Em
             fs = feature_space(ds, space, progress)
             if progress:
                 progress(f"computing {space} features of the {len(idx)} mapped images")
+            t_feat = time.perf_counter()
             feats = fs.features(ds.x_train[torch.from_numpy(idx)])
+    t_feat_end = time.perf_counter()
+    _pause_point()
+    t_layout = time.perf_counter()
     with umap_fast.one_blas_thread():
-        return _fit_map(ds, space, idx, feats, path, t0, progress)
+        emb = _fit_map(ds, space, idx, feats, path, t0, progress)
+    emb.feature_seconds = round(t_feat_end - t_feat, 2)
+    emb.layout_seconds = round(time.perf_counter() - t_layout, 2)
+    return emb
 
 
 def _fit_map(ds: ImageSet, space: str, idx: np.ndarray, feats: np.ndarray, path: Path, t0: float,

@@ -43,6 +43,7 @@ def _no_background_work_at_exit():
     """At the end of the session no job or background evaluation is still inside torch (a thread torn down at
     interpreter exit mid-computation aborts the process)."""
     yield
-    from distill_core import jobs
+    from distill_core import embed, jobs
 
     jobs.stop_all(timeout=30)
+    embed.join_warm_up(timeout=120)  # the maps' warm-up thread (app tests start it) finishes its piece of work
