@@ -26,7 +26,6 @@ import hashlib
 import os
 import threading
 import time
-import uuid
 import warnings
 import weakref
 from collections import OrderedDict
@@ -37,6 +36,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import numpy as np
 import torch
 
+from .atomic import write_atomically
 from .data import ImageSet
 from . import umap_fast
 from .errors import DistillError, InvalidInputError, UnknownNameError
@@ -123,21 +123,10 @@ def sample_indices(labels: np.ndarray | torch.Tensor, n_max: int, seed: int = 0)
     return np.sort(np.concatenate(picks)).astype(np.int64)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink(missing_ok=True)
-
-
 def _try_cache_write(path: Path, write: Callable[[Path], None]) -> None:
     """Write a cache file; a cache that cannot be written (read-only home, full disk) only costs speed."""
     try:
-        _atomic_write(path, write)
+        write_atomically(path, write)
     except OSError:
         pass
 
