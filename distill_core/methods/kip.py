@@ -70,7 +70,8 @@ class KIPConfig(MethodConfig):
     ridge: float = 1e-6
     lr: float = 0.01               # Adam, images (normalised space), IPC 2 and up
     lr_ipc1: float = 0.1           # Adam, images, at IPC 1: one image must stand for a whole class, so it moves
-                                   # further from its real start (mnist-5k, quick: 72.8 % vs 60.9 % at lr 0.01)
+                                   # further from its real start (mnist-5k, quick: 72.8 % vs 60.9 % at lr 0.01);
+                                   # the profiles table raises both rates on 28×28 greyscale sets (chosen on val)
     label_lr: float = 0.01         # Adam, labels (when learned)
     half_life: int = 0          # steps over which both learning rates halve (0: constant)
     learn_labels: bool = False
