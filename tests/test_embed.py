@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from bar_patterns import bar_patterns
 from distill_core import embed
 from distill_core.errors import DistillError, InvalidInputError
 
@@ -48,18 +49,7 @@ def test_feature_spaces(digits):
 
 
 def _patterns():
-    """A tiny 3-class set (bars in three orientations plus noise): a network learns it in a few steps."""
-    from distill_core.data import _from_arrays
-
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(90, 1, 8, 8, generator=g) * 0.3
-    y = torch.arange(3).repeat_interleave(30)
-    x[y == 0, :, 3:5, :] += 0.7
-    x[y == 1, :, :, 3:5] += 0.7
-    x[y == 2] += 0.7 * torch.eye(8)
-    test = np.arange(90) % 5 == 0
-    return _from_arrays("patterns", x.clamp(0, 1).numpy(), y.numpy(), ["h", "v", "d"], np.flatnonzero(~test),
-                        np.flatnonzero(test))
+    return bar_patterns("patterns", seed=0)
 
 
 def test_trained_feature_net_is_cached_on_disk():

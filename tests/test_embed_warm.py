@@ -3,14 +3,13 @@ asking for the same network joins the work instead of training twice, and torch'
 for the call that needs it."""
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 
-import numpy as np
 import pytest
 import torch
 
+from bar_patterns import bar_patterns
 from distill_core import embed
 
 
@@ -23,19 +22,7 @@ def _cache(tmp_path, monkeypatch):
 
 
 def _bars(name: str):
-    """A tiny 3-class set of 8×8 bars (horizontal, vertical, diagonal) with noise; its own fingerprint per name."""
-    from distill_core.data import _from_arrays
-
-    g = torch.Generator().manual_seed(1)
-    x = torch.rand(90, 1, 8, 8, generator=g) * 0.3
-    y = torch.arange(3).repeat_interleave(30)
-    x[y == 0, :, 3:5, :] += 0.7
-    x[y == 1, :, :, 3:5] += 0.7
-    x[y == 2] += 0.7 * torch.eye(8)
-    test = np.arange(90) % 5 == 0
-    ds = _from_arrays("bars", x.clamp(0, 1).numpy(), y.numpy(), ["h", "v", "d"], np.flatnonzero(~test),
-                      np.flatnonzero(test))
-    return dataclasses.replace(ds, name=name)
+    return bar_patterns(name, seed=1)
 
 
 def _count_training(monkeypatch) -> list[str]:
