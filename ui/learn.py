@@ -223,7 +223,8 @@ later stretches for larger ones, and learns soft labels too.
 The **decoupled** methods drop the bi-level loop altogether. **RDED** trains one *teacher* network on the real
 data and lets it do the judging: from each class it cuts many random crops out of real images, keeps the ones
 the teacher finds most convincing (*realism*: the lowest cross-entropy of the true class), stitches several of
-them into each synthetic image (*diversity*: 2 × 2 crops in one picture), and finally **relabels** every image
+them into each synthetic image (*diversity*: 2 × 2 crops in one picture on ImageNet; on the small images here
+one whole crop each, since a teacher cannot name a mosaic of 14-pixel crops), and finally **relabels** every image
 with the teacher's soft labels (probabilities over all classes) instead of a single class. It runs in one pass,
 in seconds, and scales to ImageNet.
 
