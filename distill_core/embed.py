@@ -333,8 +333,7 @@ def _train_net(ds: ImageSet, progress: Progress = None, seed: int = 0) -> tuple[
         step = _train_steps(net, opt, x, y, gen, steps, progress)
         net.eval()
         seconds = round(time.perf_counter() - t0, 2)
-        with torch.inference_mode():  # no autograd graph for the 1,000 test images
-            acc = accuracy(net, ds.normalize(ds.x_test[test]), ds.y_test[test], batch_size=FEATURE_BATCH)
+        acc = accuracy(net, ds.normalize(ds.x_test[test]), ds.y_test[test], batch_size=FEATURE_BATCH)
     info = {"steps": step, "epochs": round(step / per_epoch, 2), "train_images": len(x), "seconds": seconds,
             "test_acc": acc}
     return net, info

@@ -224,10 +224,10 @@ def _kip(shape: DatasetShape, ipc: int, config: Any, device: torch.device) -> Me
     layers = 1 if kernel == "rbf" else depth + 1
     per_layer = KIP_SAVED_PER_LAYER if kernel == "ntk" else KIP_SAVED_PER_LAYER - 1
     est = MemoryEstimate("kip", device.type)
-    from .methods.kip import NORMALISED_COPY_BYTES  # KIP keeps a normalised copy of a training set this small
+    from .methods.kip import keeps_normalised_copy
 
     copy = shape.num_train * img * size
-    est.parts["dataset"] = copy if device.type == "cuda" or copy <= NORMALISED_COPY_BYTES else 0
+    est.parts["dataset"] = copy if keeps_normalised_copy(shape.num_train, img, size, device) else 0
     est.parts["images"] = k * img * size * 4 + k * c * size * 4  # images, labels: value, gradient, Adam's two
     est.parts["target batch"] = t * img * size * 2
     est.parts["kernels"] = int((k * k + t * k) * size * (layers * per_layer + 2) + 3 * k * k * size)

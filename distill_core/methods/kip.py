@@ -58,6 +58,12 @@ LABEL_SOLVE_MODES = ("none", "after", "during")
 NORMALISED_COPY_BYTES = 1 << 30  # KIP keeps a normalised copy of a training set up to this size (1 GiB)
 
 
+def keeps_normalised_copy(num_train: int, pixels: int, itemsize: int, device: torch.device) -> bool:
+    """Whether KIP holds the normalised training set (always on CUDA; elsewhere up to NORMALISED_COPY_BYTES) —
+    read by KIP itself and by the memory estimate."""
+    return device.type == "cuda" or num_train * pixels * itemsize <= NORMALISED_COPY_BYTES
+
+
 @dataclass
 class KIPConfig(MethodConfig):
     """KIP settings. `ridge` is relative: λ · tr(K)/n. `target_batch` real images (class-balanced) per step."""
@@ -167,8 +173,8 @@ class KIP(Method):
         # drawn there too (a device generator); elsewhere from the run's generator, as before.
         self._x_dev: torch.Tensor | None = None
         self._index_gen = self.generator
-        keep = len(dataset.y_train) * math.prod(dataset.image_shape) * self.dtype.itemsize <= NORMALISED_COPY_BYTES
-        if self.device.type == "cuda" or keep:
+        if keeps_normalised_copy(len(dataset.y_train), math.prod(dataset.image_shape), self.dtype.itemsize,
+                                 self.device):
             self._x_dev = dataset.normalize(dataset.x_train).to(self.device, self.dtype)
             self._y_dev = dataset.y_train.to(self.device)
         if self.device.type == "cuda":
