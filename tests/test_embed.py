@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bar_patterns import bar_patterns
-from distill_core import embed
+from distill_core import embed, embed_features, embed_umap, embed_warm
 from distill_core.errors import DistillError, InvalidInputError
 
 
@@ -114,7 +114,7 @@ def test_small_maps_compute_distances_vectorised():
     from sklearn.metrics import pairwise_distances
     from umap.distances import euclidean
 
-    embed._umap()
+    embed_umap._umap()
     assert getattr(umap_module.pairwise_distances, "_vectorised_euclidean", False)
     x = np.random.default_rng(0).normal(size=(200, 20)).astype(np.float32)
     fast = umap_module.pairwise_distances(x, metric=euclidean)
@@ -127,12 +127,12 @@ def test_feature_net_recipe_is_capped(monkeypatch):
     """The trained feature ConvNet costs the same on any large dataset: a stratified sample of at most
     TRAIN_MAX_IMAGES images, TRAIN_STEPS steps (fewer on a tiny set, at most TRAIN_MAX_EPOCHS passes)."""
     ds = _patterns()
-    monkeypatch.setattr(embed, "TRAIN_MAX_IMAGES", 30)
-    monkeypatch.setattr(embed, "TRAIN_STEPS", 12)
-    net, info = embed._train_net(ds)
+    monkeypatch.setattr(embed_features, "TRAIN_MAX_IMAGES", 30)
+    monkeypatch.setattr(embed_features, "TRAIN_STEPS", 12)
+    net, info = embed_features._train_net(ds)
     assert info["train_images"] <= 30 and info["steps"] == 12 and info["epochs"] == 12.0
-    monkeypatch.setattr(embed, "TRAIN_STEPS", 1000)
-    _, info = embed._train_net(ds)
+    monkeypatch.setattr(embed_features, "TRAIN_STEPS", 1000)
+    _, info = embed_features._train_net(ds)
     assert info["steps"] == embed.TRAIN_MAX_EPOCHS and info["epochs"] == embed.TRAIN_MAX_EPOCHS  # 1 batch/epoch
     assert 0 <= info["test_acc"] <= 1
 
@@ -168,7 +168,7 @@ def test_warm_up_fits_the_default_datasets_map_onto_disk(digits, monkeypatch):
     for f in embed.cache_dir().glob(f"{embed.dataset_key(digits)}-pixels-umap{embed.MAP_MAX_POINTS}-*"):
         f.unlink()
     assert not embed.is_cached(digits, "pixels")
-    monkeypatch.setattr(embed, "_WARM_ASKED", set())  # as in a fresh server process
+    monkeypatch.setattr(embed_warm, "_WARM_ASKED", set())  # as in a fresh server process
     thread = embed.warm_up(["digits"], spaces=("pixels",))
     assert thread.join(300) is None and not thread.is_alive() and "error" not in embed.warm_info()
     assert embed.is_cached(digits, "pixels")

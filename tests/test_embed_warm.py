@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bar_patterns import bar_patterns
-from distill_core import embed
+from distill_core import embed, embed_background, embed_features, embed_warm
 
 
 @pytest.fixture(autouse=True)
@@ -27,13 +27,13 @@ def _bars(name: str):
 
 def _count_training(monkeypatch) -> list[str]:
     calls: list[str] = []
-    real = embed._train_net
+    real = embed_features._train_net
 
     def counted(ds, *args, **kwargs):
         calls.append(ds.name)
         return real(ds, *args, **kwargs)
 
-    monkeypatch.setattr(embed, "_train_net", counted)
+    monkeypatch.setattr(embed_features, "_train_net", counted)
     return calls
 
 
@@ -67,9 +67,10 @@ def test_torch_threads_is_scoped_and_restored_after_an_error():
 
 def test_feature_training_uses_one_thread_and_restores_the_callers_count(monkeypatch):
     seen: list[int] = []
-    monkeypatch.setattr(embed, "TRAIN_STEPS", 5)
+    monkeypatch.setattr(embed_features, "TRAIN_STEPS", 5)
     with embed.torch_threads(2):  # a caller with two threads (conftest bounds the tests to one)
-        net, info = embed._train_net(_bars("bars-threads"), progress=lambda _: seen.append(torch.get_num_threads()))
+        net, info = embed_features._train_net(_bars("bars-threads"),
+                                              progress=lambda _: seen.append(torch.get_num_threads()))
         assert torch.get_num_threads() == 2
         feats = embed.FeatureSpace("convnet-trained", _bars("bars-threads"), net).features(torch.rand(3, 1, 8, 8))
         assert torch.get_num_threads() == 2
@@ -99,7 +100,7 @@ def test_background_training_holds_while_a_distillation_runs_and_a_page_joins_it
     background work goes on at full speed and the page receives its result — one training, not two."""
     ds = _bars("bars-join")
     calls = _count_training(monkeypatch)
-    monkeypatch.setattr(embed, "_jobs_running", lambda: 1)
+    monkeypatch.setattr(embed_background, "_jobs_running", lambda: 1)
     out: dict = {}
     thread = _in_background(ds, "convnet-trained", out)
     _wait_for_holds(out)
@@ -121,26 +122,26 @@ def test_background_training_holds_while_a_distillation_runs_and_a_page_joins_it
 def test_background_training_holds_while_a_page_waits_for_another_map(monkeypatch):
     ds, other = _bars("bars-hold"), _bars("bars-other")
     calls = _count_training(monkeypatch)
-    monkeypatch.setattr(embed, "_jobs_running", lambda: 0)
+    monkeypatch.setattr(embed_background, "_jobs_running", lambda: 0)
     out: dict = {}
-    with embed._demanded(other, "pixels"):  # a page computing another dataset's map
+    with embed_background._demanded(other, "pixels"):  # a page computing another dataset's map
         thread = _in_background(ds, "convnet-trained", out)
         _wait_for_holds(out)
         assert thread.is_alive() and out["stats"]["holds"] >= 3 and not embed.trained_net_cached(ds)
     thread.join(30)  # that page is served: the background work goes on
     assert not thread.is_alive() and calls == ["bars-hold"] and embed.trained_net_cached(ds)
-    assert not embed._DEMAND, "every demand was withdrawn"
+    assert not embed_background._DEMAND, "every demand was withdrawn"
 
 
 def test_background_work_without_contention_does_not_hold(monkeypatch):
-    monkeypatch.setattr(embed, "_jobs_running", lambda: 0)
+    monkeypatch.setattr(embed_background, "_jobs_running", lambda: 0)
     ds = _bars("bars-free")
     out: dict = {}
     thread = _in_background(ds, "convnet-trained", out)
     thread.join(30)
     assert out["stats"]["holds"] == 0 and embed.trained_net_cached(ds)
     # a page's own calls never hold, even while a job runs
-    monkeypatch.setattr(embed, "_jobs_running", lambda: 1)
+    monkeypatch.setattr(embed_background, "_jobs_running", lambda: 1)
     embed.clear_memory_cache()
     t = time.perf_counter()
     pool = embed.train_features(ds, "convnet-random")
@@ -151,8 +152,8 @@ def test_background_work_without_contention_does_not_hold(monkeypatch):
 def test_server_warm_up_prepares_the_trained_map_in_the_background(digits, monkeypatch):
     """What app.py asks at server start: the default dataset's pixels map, then its trained-ConvNet map (network,
     features, UMAP), all on disk afterwards, the trained part reported as background work."""
-    monkeypatch.setattr(embed, "_WARM_ASKED", set())  # as in a fresh server process
-    monkeypatch.setattr(embed, "_jobs_running", lambda: 0)
+    monkeypatch.setattr(embed_warm, "_WARM_ASKED", set())  # as in a fresh server process
+    monkeypatch.setattr(embed_background, "_jobs_running", lambda: 0)
     assert not embed.is_cached(digits, "convnet-trained")
     thread = embed.warm_up(["digits"], spaces=embed.SERVER_WARM_SPACES)
     assert embed.join_warm_up(300) and not thread.is_alive()
