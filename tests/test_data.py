@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from distill_core import data as dmod
+from distill_core import dataset_files  # where the file search looks up SYSTEM_DATA_DIRS
 from distill_core.data import (DATASETS, SPLITS, VAL_FRACTION, ZCA_STRENGTH, carve_validation, dataset_available,
                                list_datasets, load_dataset, load_image_folder, read_idx)
 from distill_core.errors import DatasetUnavailableError, InvalidInputError, UnknownNameError
@@ -59,7 +60,7 @@ def _fashion_mnist():
     """The full Fashion-MNIST from Debian's package; skipped when it is not installed (a failure under CI, which
     installs it)."""
     if not dataset_available("fashion-mnist", "/nonexistent-data-root") or not any(
-            (d / "train-images-idx3-ubyte.gz").is_file() for d in dmod.SYSTEM_DATA_DIRS["fashion-mnist"]):
+            (d / "train-images-idx3-ubyte.gz").is_file() for d in dataset_files.SYSTEM_DATA_DIRS["fashion-mnist"]):
         if os.environ.get("CI"):
             pytest.fail("CI installs the Debian package dataset-fashion-mnist, but its files are missing")
         pytest.skip("Debian package dataset-fashion-mnist is not installed (/usr/share/datasets/fashion-mnist/)")
@@ -269,7 +270,8 @@ def _idx_set(folder, n_train: int = 30, n_test: int = 20, compress: bool = False
 @pytest.fixture
 def no_system_package(monkeypatch):
     """As on a machine without Debian's dataset packages."""
-    monkeypatch.setattr(dmod, "SYSTEM_DATA_DIRS", {})
+    monkeypatch.setattr(dataset_files, "SYSTEM_DATA_DIRS", {})
+    assert not dataset_available("fashion-mnist", "/nonexistent-data-root")  # the file search no longer sees them
 
 
 @pytest.mark.parametrize("name,layout,compress", [("mnist", "MNIST/raw", False),
@@ -316,7 +318,7 @@ def test_gz_only_data_root_is_available_and_loads(tmp_path, no_system_package):
 def test_system_package_folder_makes_fashion_mnist_offline(tmp_path, monkeypatch):
     package = tmp_path / "usr-share-datasets-fashion-mnist"
     _idx_set(package, n_train=40, compress=True, seed=3)
-    monkeypatch.setattr(dmod, "SYSTEM_DATA_DIRS", {"fashion-mnist": (package,)})
+    monkeypatch.setattr(dataset_files, "SYSTEM_DATA_DIRS", {"fashion-mnist": (package,)})
     rows = list_datasets(tmp_path / "empty-root")
     assert [r["name"] for r in rows][:3] == ["digits", "mnist-5k", "fashion-mnist"]
     assert rows[2]["offline"] and rows[2]["available"] and rows[2]["path"] == str(package)
