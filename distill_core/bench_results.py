@@ -18,7 +18,7 @@ from .atomic import write_text_atomically
 from .bench import BenchRow, run_bench
 from .data import ImageSet
 from .errors import DistillError, InvalidInputError, RunFormatError
-from .jobs import _bound_threads, _release, _reserve
+from .job_slots import _bound_threads, _release, _reserve
 from .runs import default_runs_dir
 
 _MAX_FILE_BYTES = 20 * 2 ** 20

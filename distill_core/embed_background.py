@@ -11,6 +11,7 @@ from typing import Iterator
 
 from .data import ImageSet
 from .embed_common import COMPUTE_THREADS, dataset_key, torch_threads
+from .job_slots import running_jobs
 
 _BACKGROUND = threading.local()   # .work: the (dataset key, space) a background thread prepares; .stats
 _DEMAND: dict[tuple[str, str], int] = {}   # (dataset key, space) -> page calls waiting for it
@@ -37,8 +38,6 @@ def _demanded(ds: ImageSet, space: str) -> Iterator[None]:
 
 
 def _jobs_running() -> int:
-    from .jobs import running_jobs  # noqa: PLC0415 - jobs imports the methods; only needed here
-
     return running_jobs()
 
 

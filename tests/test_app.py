@@ -9,7 +9,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from distill_core import jobs
+from distill_core import job_slots, jobs
 from distill_core.data import ImageSet
 from distill_core.methods import create_method
 from distill_core.runs import list_runs, save_run
@@ -212,7 +212,7 @@ def test_out_of_range_values_stay_shown_and_start_says_why(toy):
 def test_busy_server_gives_a_clear_error(toy, digits, monkeypatch):
     from distill_core.limits import Limits
 
-    monkeypatch.setattr(jobs, "LIMITS", Limits(max_concurrent_jobs=1))
+    monkeypatch.setattr(job_slots, "LIMITS", Limits(max_concurrent_jobs=1))  # where the cap is read
     other = jobs.start_job(jobs.JobSpec("toy", "digits", ipc=1, steps=100_000, settings={"delay_s": 0.01},
                                         eval_protocol="none"), digits)
     at = _open(_app(), "app_pages/distill.py")

@@ -73,11 +73,12 @@ def test_cached_bytes_are_built_once_per_key():
 
 
 def test_reference_lines_are_computed_once_in_the_background(digits, monkeypatch):
-    from distill_core import jobs
+    from distill_core import jobs, references
 
     from toy_methods import wait_for
 
-    monkeypatch.setattr(jobs, "_REFS", {})  # an empty cache: other tests of this process may have filled it
+    cache: dict = {}
+    monkeypatch.setattr(references, "_REFS", cache)  # empty (other tests of this process may have filled it)
 
     assert jobs.reference_accuracies("digits", 2, "krr", None) == {}  # nothing to compute from: nothing known
     first = jobs.reference_accuracies("digits", 2, "krr", None, dataset=digits)
@@ -86,3 +87,4 @@ def test_reference_lines_are_computed_once_in_the_background(digits, monkeypatch
     assert first == {} or "random picks" in first
     assert 0.3 < refs["random picks"] < refs["full data"] <= 1.0
     assert jobs.reference_accuracies("digits", 2, "krr", None) == refs  # cached, not recomputed
+    assert cache[("digits", 2, "krr", None)] == refs  # measured into the cache the test emptied

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from distill_core import jobs
+from distill_core import job_slots, jobs
 from distill_core.errors import DistillError, InvalidInputError
 from distill_core.jobs import JobSpec, job_wait, start_job
 from distill_core.runs import load_run
@@ -66,7 +66,7 @@ def test_stop_while_paused(toy, digits):
 
 def test_global_cap_raises_busy(toy, digits, monkeypatch):
     from distill_core.limits import Limits
-    monkeypatch.setattr(jobs, "LIMITS", Limits(max_concurrent_jobs=1, job_torch_threads=1))
+    monkeypatch.setattr(job_slots, "LIMITS", Limits(max_concurrent_jobs=1, job_torch_threads=1))  # read there
     spec = JobSpec("toy", "digits", ipc=1, steps=100_000, settings={"delay_s": 0.01}, eval_protocol="none")
     first = start_job(spec, digits)
     with pytest.raises(jobs.BusyError, match="busy .* try again"):

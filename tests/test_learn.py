@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from distill_core import estimates, jobs
+from distill_core import estimates, job_slots, jobs
 from distill_core.data import load_dataset
 from distill_core.methods import METHODS, create_method
 
@@ -122,13 +122,13 @@ def test_a_preset_button_starts_a_job():
     topic, i, preset = next((t, i, p) for t in learn.TOPICS for i, p in enumerate(t.presets)
                             if p.available and p.method == "kip")
     assert "about" in at.button(key=f"learn.{topic.key}.{i}").label  # the expected time is on the button
-    before = {id(j) for j in list(jobs._RUNNING)}
+    before = {id(j) for j in list(job_slots._RUNNING)}
     at.button(key=f"learn.{topic.key}.{i}").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Distill"
     assert at.session_state["distill.method"] == preset.method
     assert at.session_state[f"distill.setting.{preset.method}.init"] == "noise"
-    started = [j for j in list(jobs._RUNNING) if id(j) not in before]
+    started = [j for j in list(job_slots._RUNNING) if id(j) not in before]
     assert len(started) == 1
     spec = started[0].spec
     assert (spec.method, spec.dataset, spec.ipc, spec.steps) == (preset.method, preset.dataset, preset.ipc,

@@ -115,7 +115,7 @@ def test_library_page_rename_notes_and_rerun(tmp_path, monkeypatch, digits):
 
     from streamlit.testing.v1 import AppTest
 
-    from distill_core import jobs
+    from distill_core import job_slots
     from distill_core.methods import create_method
 
     app = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -147,7 +147,7 @@ def test_library_page_rename_notes_and_rerun(tmp_path, monkeypatch, digits):
 
     at = library_page()   # a new session
     assert at.text_area(key="library.notes.dm baseline").value == "batch 16, blurry"
-    before = set(map(id, jobs._RUNNING))
+    before = set(map(id, job_slots._RUNNING))
     at.button(key="library.rerun").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Distill"
@@ -155,7 +155,7 @@ def test_library_page_rename_notes_and_rerun(tmp_path, monkeypatch, digits):
     assert (ss["dataset"], ss["distill.method"], ss["distill.ipc"], ss["distill.steps"], ss["distill.seed"]) == (
         "digits", "dm", 2, 40, 7)
     assert ss["distill.setting.dm.batch_real"] == 16
-    assert set(map(id, jobs._RUNNING)) == before   # filled in, not started
+    assert set(map(id, job_slots._RUNNING)) == before   # filled in, not started
     assert any("Preset loaded: settings of run dm baseline" in m.value for m in at.info)
 
 

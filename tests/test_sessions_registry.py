@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from distill_core import jobs
+from distill_core import job_slots, jobs
 from distill_core.jobs import JobRegistry, JobSpec
 from distill_core.runs import list_runs, load_run
 
@@ -72,7 +72,7 @@ def test_unknown_and_made_up_tokens_find_nothing(toy, digits):
 def test_an_unheld_job_still_counts_against_the_cap(toy, digits, monkeypatch):
     from distill_core.limits import Limits
 
-    monkeypatch.setattr(jobs, "LIMITS", Limits(max_concurrent_jobs=1))
+    monkeypatch.setattr(job_slots, "LIMITS", Limits(max_concurrent_jobs=1))  # where the cap is read
     reg = JobRegistry(idle_timeout_s=600)
     token = jobs.new_token()
     job = reg.start(token, LONG, digits, holder="tab")
