@@ -135,3 +135,13 @@ def test_frepo_beats_random_on_digits(digits):
     for _ in range(50):
         frepo.step()
     assert accuracy(frepo.summary()) >= random_acc + 0.04
+
+
+def test_kernel_regression_distillers_keep_one_optimiser_on_their_images(digits):
+    """RFAD and FRePo learn their images with their own Adam; no second (SGD) optimiser holds them too."""
+    for name in ("rfad", "frepo"):
+        method = create_method(name, digits, 1, seed=0)
+        assert not hasattr(method, "opt_images")
+        held = [p for group in method.opt.param_groups for p in group["params"]]
+        assert any(p is method.images for p in held)
+    assert hasattr(create_method("dm", digits, 1, seed=0), "opt_images")

@@ -104,6 +104,8 @@ class SyntheticImages(Method):
     kind = "distiller"
     Config = DistillerConfig
     config: DistillerConfig
+    sgd_on_images: ClassVar[bool] = True   # `opt_images`: SGD with the config's lr and momentum on the images
+    opt_images: torch.optim.SGD
 
     def __init__(self, dataset: ImageSet, ipc: int, config: DistillerConfig | None = None, seed: int = 0,
                  device: str | torch.device = "cpu"):
@@ -133,7 +135,8 @@ class SyntheticImages(Method):
         # the device elsewhere (no host-made indices to copy over every step)
         self.index_generator = self.generator if self.device.type != "cuda" else \
             make_generator(self.seed + 104729, self.device)
-        self.opt_images = torch.optim.SGD([self.images], lr=cfg.lr, momentum=cfg.momentum)
+        if self.sgd_on_images:  # DM, DC/DSA, IDM and the trajectory family; RFAD and FRePo build their own Adam
+            self.opt_images = torch.optim.SGD([self.images], lr=cfg.lr, momentum=cfg.momentum)
         prepare_device(self.device)
 
     def step(self, sync: bool = True) -> dict[str, Any]:

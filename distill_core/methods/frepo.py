@@ -99,6 +99,7 @@ class FRePo(SyntheticImages):
                    "networks trained online on the synthetic set, with learned labels.")
     Config = FRePoConfig
     config: FRePoConfig
+    sgd_on_images = False  # Adam on the images (and labels): `self.opt`
     default_steps = 1000
 
     def __init__(self, *args: Any, **kwargs: Any):

@@ -82,6 +82,7 @@ class RFAD(SyntheticImages):
                    "of random wide ConvNets, and a Platt-scaled cross-entropy loss.")
     Config = RFADConfig
     config: RFADConfig
+    sgd_on_images = False  # Adam on the images (and labels): `self.opt`
     default_steps = 1000
 
     def __init__(self, *args: Any, **kwargs: Any):
