@@ -69,9 +69,10 @@ def _keep(store) -> None:
         st.session_state[KEY_STORE_ERROR] = describe(exc)
 
 
-def _message(ds: ImageSet) -> tuple[str, str]:
+def _message(ds: ImageSet, source: str = "") -> tuple[str, str]:
+    """The verdict shown under the Add button; a zip's names the file it read."""
     skipped = ds.meta.get("skipped") or []
-    text = f"Added {ds.describe()}."
+    text = f"Added {ds.describe()}" + (f" from {source}." if source else ".")
     if skipped:
         text += f" {len(skipped)} file(s) skipped, e.g. {strip_server_paths(str(skipped[0]))}."
     kept = st.session_state.get(KEY_STORE_ERROR)
@@ -84,18 +85,26 @@ def _on_add() -> None:
     """The Add button's callback: it runs before the next script run draws any widget, so it may also select the
     new dataset in the sidebar's picker."""
     ss = st.session_state
+    source = ""
     try:
         size, name = int(ss.get(KEY_SIZE) or 32), ss.get(KEY_NAME) or None
         if ss.get(KEY_KIND, "zip file") == "zip file":
             upload = ss.get(KEY_FILE)
             if upload is None:
                 raise DistillError("choose a zip file first")
-            ds = add_zip(upload, getattr(upload, "name", "upload.zip"), size, name)
+            source = str(getattr(upload, "name", "upload.zip"))[:80]
+            ds = add_zip(upload, source, size, name)
         else:
             ds = add_folder(str(ss.get(KEY_FOLDER) or ""), size, name)
-        ss[KEY_MESSAGE] = _message(ds)
+        ss[KEY_MESSAGE] = _message(ds, source)
     except Exception as exc:  # noqa: BLE001 - never a traceback in the app (server paths stripped)
-        ss[KEY_MESSAGE] = ("error", describe(exc))
+        # a zip's verdict names the file it is about (the uploader may list another one by then)
+        ss[KEY_MESSAGE] = ("error", f"{source}: {describe(exc)}" if source else describe(exc))
+
+
+def _forget_message() -> None:
+    """A new file or folder was chosen: the verdict on the previous one no longer applies to what is shown."""
+    st.session_state.pop(KEY_MESSAGE, None)
 
 
 def upload_widget(expanded: bool = False) -> None:
@@ -105,12 +114,14 @@ def upload_widget(expanded: bool = False) -> None:
                         label_visibility="collapsed")
         if kind == "zip file":
             upload = st.file_uploader(f"A zip of class folders (≤ {LIMITS.upload_max_mb} MB)", type=["zip"],
-                                      key=KEY_FILE, help="cats/1.png, cats/2.png, dogs/1.jpg, … — one folder per "
-                                                         "class; a single wrapping folder is fine")
+                                      key=KEY_FILE, on_change=_forget_message,
+                                      help="cats/1.png, cats/2.png, dogs/1.jpg, … — one folder per class; a single "
+                                           "wrapping folder is fine")
             path = ""
         else:
             upload = None
             path = st.text_input("Folder on the server", key=KEY_FOLDER, placeholder="/data/my-images",
+                                 on_change=_forget_message,
                                  help="a folder holding one sub-folder of images per class")
         c1, c2 = st.columns(2)
         size = c1.selectbox("Image size", SIZE_CHOICES, index=SIZE_CHOICES.index(32), key=KEY_SIZE,

@@ -8,6 +8,7 @@ import re
 import zipfile
 
 import pytest
+from playwright.sync_api import expect
 
 import bad_corpus as bc
 from browserkit import (GRID, assert_no_exception, click, open_app, set_number, sidebar_link, wait_idle,
@@ -22,9 +23,14 @@ def _upload(page, path) -> None:
     if not (uploader.count() and uploader.first.is_visible()):
         sidebar.get_by_text("Your own images").click()
         uploader.first.wait_for(state="visible")
+    verdicts = sidebar.locator('[data-testid="stAlert"]').filter(has_text=re.compile(r"^Added |\.zip: "))
+    previous = verdicts.count()
     uploader.first.locator('input[type="file"]').set_input_files(str(path))
-    # the upload has reached the server once its file name is listed and the script run it caused is over
+    # the upload has reached the server once its file name is listed, the verdict on the previous file is gone
+    # (choosing a file clears it, on the server) and the script run it caused is over
     uploader.first.get_by_text(path.name).wait_for(timeout=60_000)
+    if previous:
+        expect(verdicts).to_have_count(0, timeout=60_000)
     wait_idle(page)
     add = sidebar.get_by_role("button", name=re.compile("Add dataset"))
     page.wait_for_function("b => !b.disabled", arg=add.element_handle(), timeout=60_000)
@@ -43,12 +49,14 @@ def test_upload_a_zip_and_distil_it(app_server, page, new_context, tmp_path):
     # a hostile zip first: a clear message, nothing added, the app keeps serving
     _upload(page, evil)
     sidebar = page.locator('[data-testid="stSidebar"]')
-    sidebar.locator('[data-testid="stAlert"]').filter(has_text="leaves its folder").wait_for(timeout=60_000)
+    sidebar.locator('[data-testid="stAlert"]').filter(has_text="hostile.zip: the zip holds a path that leaves its "
+                                                                 "folder").wait_for(timeout=60_000)
     assert_no_exception(page)
     assert not (tmp_path.parent / "escape.png").exists()
 
     _upload(page, good)
-    sidebar.locator('[data-testid="stAlert"]').filter(has_text=re.compile(r"Added upload:")).wait_for(timeout=90_000)
+    sidebar.locator('[data-testid="stAlert"]').filter(has_text=re.compile(r"Added upload:.* from shapes\.zip\.")
+                                                      ).wait_for(timeout=90_000)
     assert "3 classes" in sidebar.inner_text()
     assert_no_exception(page)
 
