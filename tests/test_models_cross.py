@@ -91,3 +91,24 @@ def test_soft_label_rows_are_marked():
     plain = markdown_table([BenchRow("random", 1, acc_mean=0.5, acc_std=0.0)], [1])
     assert "†" not in plain
     assert "| rded † |" in markdown_table(rows[1:], [10])
+
+
+def test_arch_costs_benchmark_times_every_epoch_and_prints_a_row_per_model(monkeypatch, capsys):
+    """benchmarks/arch_costs: one lap per trained epoch, a positive test pass, and one table row per model."""
+    from benchmarks import arch_costs
+    from distill_core.data import load_dataset
+    from distill_core.evaluate import PROTOCOLS
+
+    ds = load_dataset("digits")
+    summary = create_method("random", ds, 2, seed=0).summary()
+    laps, test_s = arch_costs.epoch_and_test_seconds(ds, summary, "resnet18", PROTOCOLS["quick"], epochs=3)
+    assert len(laps) == 3 and all(t > 0 for t in laps) and test_s > 0
+
+    monkeypatch.setattr("sys.argv", ["arch_costs", "--dataset", "digits", "--ipc", "1", "--models", "mlp",
+                                     "lenet", "--epochs", "1"])
+    arch_costs.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [r.split("|")[1].strip() for r in rows[1:]] == ["mlp", "lenet"]  # after the header
+    with pytest.raises(SystemExit):
+        monkeypatch.setattr("sys.argv", ["arch_costs", "--dataset", "digits", "--epochs", "0"])
+        arch_costs.main()
