@@ -48,7 +48,7 @@ def test_every_parameter_trains(name):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < losses[0]
     assert all(not torch.equal(before[k], p) for k, p in net.named_parameters()), name
 
