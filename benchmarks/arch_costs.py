@@ -18,16 +18,16 @@ import time
 import torch
 
 from distill_core.data import load_dataset
-from distill_core.evaluate import PROTOCOLS, accuracy, split_data, train_network
+from distill_core.evaluate import PROTOCOLS, accuracy, network_depth, split_data, train_network
 from distill_core.methods import create_method
-from distill_core.models import MODELS, build_seeded, default_depth
+from distill_core.models import MODELS, build_seeded
 
 
 def epoch_and_test_seconds(dataset, summary, model_name: str, protocol, epochs: int,
                            split: str = "test") -> tuple[list[float], float]:
     """Seconds of each of `epochs` training epochs, and of one pass over the split, for one fresh network."""
-    depth = protocol.depth or (default_depth(dataset.image_shape[1]) if model_name == "convnet" else 3)
-    net = build_seeded(dataset, model_name, seed=0, width=protocol.width, depth=depth)
+    net = build_seeded(dataset, model_name, seed=0, width=protocol.width,
+                       depth=network_depth(protocol, dataset, model_name))
     x = dataset.normalize(summary.images.float())
     y = summary.labels
     laps: list[float] = []

@@ -265,6 +265,12 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     return correct / max(1, len(x))
 
 
+def network_depth(protocol: NetworkProtocol, dataset: ImageSet, model: str) -> int:
+    """Depth of an evaluation network: the protocol's, else the ConvNet's size rule (fixed-depth models get 3,
+    which they ignore)."""
+    return protocol.depth or (default_depth(dataset.image_shape[1]) if model == "convnet" else 3)
+
+
 def train_network(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, protocol: NetworkProtocol,
                   epochs: int, generator: torch.Generator, augment: Optional[Augment] = None,
                   should_stop: Callable[[], bool] | None = None, lr_decay: bool = True, lr: float | None = None,
@@ -432,7 +438,7 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
     x_eval = dataset.normalize(x_eval)
     loss_fn = label_loss_fn(loss_name)
     accs: list[float] = []
-    net_depth = proto.depth or (default_depth(dataset.image_shape[1]) if model == "convnet" else 3)
+    net_depth = network_depth(proto, dataset, model)
     start = time.perf_counter()
     if rep_indices is not None and any(not 0 <= int(r) < reps for r in rep_indices):
         raise InvalidInputError(f"rep_indices must lie in 0..{reps - 1}, got {list(rep_indices)}")

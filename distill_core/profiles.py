@@ -288,11 +288,12 @@ TABLE: tuple[Row, ...] = (
     Row(("frepo",), "lr", Fam(ByIPC(((1, 0.03), (50, 0.01))), ByIPC(((1, 0.3), (50, 0.01))),
                              ByIPC(((1, 0.03), (50, 0.01)))), 0.001,
         FREPO_PAPER + ": Adam 1e-3 (PyTorch version; LAMB 3e-4 in JAX), cosine to 0.1×; fast: fewer steps; "
-        "grey28 IPC 1: 0.3, " + FREPO_IPC1_NOTE),
+        "grey28 IPC 1: 0.3, chosen with the iterations row's search"),
     Row(("frepo",), "label_lr", 0.01, 0.001, FREPO_PAPER + ": labels in the images' optimiser"),
     Row(("frepo",), "learn_labels", Fam(False, ByIPC(((1, True), (50, False))), False), True,
         FREPO_PAPER + ": learn_label True; fast: hard labels (networks fit learned ones with MSE, which needs more "
-        "epochs than the quick protocol's), except grey28 IPC 1: learned, " + FREPO_IPC1_NOTE),
+        "epochs than the quick protocol's), except grey28 IPC 1: learned, chosen with the "
+        "iterations row's search"),
     Row(("frepo",), "flip", Fam(False, False, True), Fam(False, False, True),
         FREPO_PAPER + ": use_flip except on (Fashion-)MNIST"),
     Row(("frepo",), "init", "real", "real", FREPO_PAPER + ": real images of each class"),
