@@ -56,6 +56,7 @@ class BenchRow:
     model: str = "convnet"             # the evaluating architecture
     soft_labels: str | None = None     # where the summary's soft labels came from ("teacher", "learned"); None: hard
     label_loss: str | None = None      # the loss the evaluation trained the labels with (ce, mse, soft_ce)
+    diverged: int = 0                  # evaluation networks whose training loss became NaN or infinite
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,6 +98,7 @@ def run_cell(dataset: ImageSet, name: str, ipc: int, steps: int | None = None, p
             result = evaluate_summary(summary, dataset, protocol, model=model, reps=reps, seed=eval_seed(s),
                                       device=device, should_stop=should_stop, split=split)
             row.label_loss = result.details.get("label_loss")
+            row.diverged += len(result.details.get("diverged", []))
             _add_evaluated(row, result.accs, time.perf_counter() - t0)
         _finish(row, seeds)
     except DistillError as exc:
@@ -187,6 +189,7 @@ class _Evaluated:
     seconds: float = 0.0
     error: str | None = None
     label_loss: str | None = None
+    diverged: int = 0
 
 
 def run_bench_sharded(dist: "Dist", dataset: ImageSet, methods: list[str], ipcs: list[int], seeds: list[int],
@@ -230,7 +233,8 @@ def run_bench_sharded(dist: "Dist", dataset: ImageSet, methods: list[str], ipcs:
         except DistillError as exc:
             return _Evaluated([], error=str(exc))
         return _Evaluated([float(a) for a in result.accs], time.perf_counter() - t0,
-                          label_loss=result.details.get("label_loss"))
+                          label_loss=result.details.get("label_loss"),
+                          diverged=len(result.details.get("diverged", [])))
 
     evaluated: dict[tuple[tuple[int, int], str], list[_Evaluated]] = {}
     for (job, model, _), result in zip(evals, dist.map_items(len(evals), evaluate, "the evaluations")):
@@ -251,6 +255,7 @@ def run_bench_sharded(dist: "Dist", dataset: ImageSet, methods: list[str], ipcs:
             if failed:
                 row.error = failed[0]
                 break
+            row.diverged += sum(p.diverged for p in parts)
             _add_evaluated(row, [a for p in parts for a in p.accs], sum(p.seconds for p in parts))
         if row.error is None:
             _finish(row, list(seeds))
@@ -296,6 +301,11 @@ def soft_note(rows: list[BenchRow]) -> str:
     return f"{SOFT_MARK} soft labels — " + "; ".join(parts)
 
 
+def _diverged_note(r: BenchRow) -> str:
+    """' (2 of 3 networks diverged)' when some evaluation networks of the cell died, else ''."""
+    return f" ({r.diverged} of {len(r.accs)} networks diverged)" if r.diverged else ""
+
+
 def markdown_table(rows: list[BenchRow], ipcs: list[int]) -> str:
     """Rows = methods, one column per IPC: 'acc ± std (distill s + eval s)', or why the pair was skipped.
 
@@ -315,7 +325,7 @@ def markdown_table(rows: list[BenchRow], ipcs: list[int]) -> str:
                 cells.append(f"n/a ({r.error})")
             else:
                 cells.append(f"{100 * r.acc_mean:.1f} ± {100 * r.acc_std:.1f} "
-                             f"({r.distill_seconds:.1f}s + {r.eval_seconds:.1f}s)")
+                             f"({r.distill_seconds:.1f}s + {r.eval_seconds:.1f}s){_diverged_note(r)}")
         marked = any(r.soft_labels for r in rows if r.method == m)
         lines.append(f"| {m}{' ' + SOFT_MARK if marked else ''} | " + " | ".join(cells) + " |")
     note = soft_note(rows)
@@ -337,7 +347,7 @@ def cross_arch_table(rows: list[BenchRow], models: list[str]) -> str:
                 continue
             label, distill = _label(r), f"{r.distill_seconds:.1f}"
             cells.append(f"n/a ({r.error})" if r.error or r.acc_mean is None
-                         else f"{100 * r.acc_mean:.1f} ± {100 * (r.acc_std or 0.0):.1f}")
+                         else f"{100 * r.acc_mean:.1f} ± {100 * (r.acc_std or 0.0):.1f}{_diverged_note(r)}")
         lines.append(f"| {label} | {ipc} | " + " | ".join(cells) + f" | {distill} |")
     note = soft_note(rows)
     return "\n".join(lines) + (f"\n\n{note}" if note else "")

@@ -307,7 +307,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                               seed=args.seed, device=args.device, split=args.split)
     evaluation = {"protocol": result.protocol, "model": result.model, "reps": result.reps,
                   "acc_mean": result.acc_mean, "acc_std": result.acc_std, "accs": result.accs,
-                  "split": args.split, "seconds": round(result.seconds, 3)}
+                  "split": args.split, "seconds": round(result.seconds, 3),
+                  "diverged": list(result.details.get("diverged", []))}
     with dist.sync("recording the evaluation"):
         if dist.is_main:
             add_evaluation(record.path, evaluation)
@@ -315,6 +316,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                "eval": evaluation, "world_size": dist.world_size}
     text = (f"{cfg['method']} on {cfg['dataset']}, IPC {cfg['ipc']}: {result.protocol} ({result.model}, "
             f"{result.reps} reps, {args.split} split) {100 * result.acc_mean:.2f}% ± {100 * result.acc_std:.2f}")
+    if evaluation["diverged"]:
+        text += (f" — {len(evaluation['diverged'])} of {result.reps} networks diverged (NaN or infinite loss); "
+                 "their accuracy is what the dead network scores")
     _emit(args, payload, text)
     return 0
 

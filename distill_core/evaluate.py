@@ -271,16 +271,27 @@ def network_depth(protocol: NetworkProtocol, dataset: ImageSet, model: str) -> i
     return protocol.depth or (default_depth(dataset.image_shape[1]) if model == "convnet" else 3)
 
 
+class TrainingDiverged(Exception):
+    """An evaluation network's training loss became NaN or infinite (at the end of epoch `epoch`, 1-based)."""
+
+    def __init__(self, epoch: int):
+        super().__init__(f"the training loss became NaN or infinite in epoch {epoch}")
+        self.epoch = int(epoch)
+
+
 def train_network(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, protocol: NetworkProtocol,
                   epochs: int, generator: torch.Generator, augment: Optional[Augment] = None,
                   should_stop: Callable[[], bool] | None = None, lr_decay: bool = True, lr: float | None = None,
                   loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                  on_epoch_end: Callable[[int, torch.optim.Optimizer], None] | None = None) -> torch.nn.Module:
+                  on_epoch_end: Callable[[int, torch.optim.Optimizer], None] | None = None,
+                  check_finite: bool = False) -> torch.nn.Module:
     """SGD with momentum and weight decay at `lr` (default: the protocol's), lr ÷10 at half the epochs (unless
     lr_decay=False, e.g. for the short inner loops of the distillers), shuffled mini-batches (x normalised), each
     augmented afresh when `augment` is given. `on_epoch_end(epoch, optimizer)` is called after every epoch.
     Nothing in the loop waits for the device (shuffles and augmentation draws reach it as queued copies), so the
-    distillers' inner loops use it as it is."""
+    distillers' inner loops use it as it is. `check_finite`: raise `TrainingDiverged` at the end of the first
+    epoch whose loss was not finite (one wait for the device per epoch), so a dead network is never reported
+    as a trained one."""
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
     base_lr = float(protocol.lr if lr is None else lr)
@@ -289,6 +300,7 @@ def train_network(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, prot
                           weight_decay=protocol.weight_decay)
     model.train()
     n = len(x)
+    finite = torch.ones((), dtype=torch.bool, device=device) if check_finite else None
     for epoch in range(epochs):
         if lr_decay and epoch == epochs // 2:
             for group in opt.param_groups:
@@ -300,9 +312,13 @@ def train_network(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, prot
             if augment is not None:
                 xb = augment(xb, generator)
             loss = loss_fn(model(xb), y[idx])
+            if finite is not None:
+                finite &= torch.isfinite(loss.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        if finite is not None and not bool(finite):
+            raise TrainingDiverged(epoch + 1)
         if on_epoch_end is not None:
             on_epoch_end(epoch, opt)
         if should_stop is not None and should_stop():
@@ -438,6 +454,7 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
     x_eval = dataset.normalize(x_eval)
     loss_fn = label_loss_fn(loss_name)
     accs: list[float] = []
+    diverged: list[dict[str, int]] = []
     net_depth = network_depth(proto, dataset, model)
     start = time.perf_counter()
     if rep_indices is not None and any(not 0 <= int(r) < reps for r in rep_indices):
@@ -445,8 +462,11 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
     for r in (range(reps) if rep_indices is None else [int(i) for i in rep_indices]):
         net = build_seeded(dataset, model, seed=seed + r, device=dev, width=proto.width, depth=net_depth)
         gen = make_generator(seed + r)
-        train_network(net, x, y, proto, n_epochs, gen, augment=aug, should_stop=should_stop, lr=lr,
-                      loss_fn=loss_fn, on_epoch_end=on_epoch_end)
+        try:
+            train_network(net, x, y, proto, n_epochs, gen, augment=aug, should_stop=should_stop, lr=lr,
+                          loss_fn=loss_fn, on_epoch_end=on_epoch_end, check_finite=True)
+        except TrainingDiverged as exc:  # its accuracy is what the dead network scores; the record says why
+            diverged.append({"network": r, "epoch": exc.epoch})
         accs.append(accuracy(net, x_eval, y_eval))
         if on_model_done is not None:
             on_model_done(r, accs[-1])
@@ -470,6 +490,7 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
         "distill_model": distill_architecture(summary),
         "label_loss": loss_name,
         "policy": policy.why,
+        "diverged": diverged,
     }
     return EvalResult(protocol, model, len(accs), float(np.mean(accs)), float(np.std(accs)), accs, seconds,
                       seconds / max(1, len(accs)), details)
@@ -498,5 +519,6 @@ def evaluate_sharded(dist: "Dist", summary: Summary, dataset: ImageSet, protocol
                                                          device=device, split=split, rep_indices=[r]),
                            "evaluation")
     accs = [p.accs[0] for p in parts]
+    details = dict(parts[0].details, diverged=[d for p in parts for d in p.details.get("diverged", [])])
     return EvalResult(parts[0].protocol, parts[0].model, n, float(np.mean(accs)), float(np.std(accs)), accs,
-                      time.perf_counter() - start, sum(p.seconds for p in parts) / n, parts[0].details)
+                      time.perf_counter() - start, sum(p.seconds for p in parts) / n, details)

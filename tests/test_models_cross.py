@@ -93,6 +93,22 @@ def test_soft_label_rows_are_marked():
     assert "| rded † |" in markdown_table(rows[1:], [10])
 
 
+def test_cells_with_diverged_networks_say_so(digits, monkeypatch):
+    import distill_core.evaluate as evaluate
+
+    original = evaluate.train_network
+
+    def wild(*args, **kwargs):  # every evaluation network trains at a rate that turns its loss NaN
+        return original(*args, **{**kwargs, "lr": 1e8})
+
+    monkeypatch.setattr(evaluate, "train_network", wild)
+    row = run_bench(digits, ["random"], [1], protocol="quick", reps=2, device="cpu", models=["mlp"])[0]
+    assert row.diverged == 2 and len(row.accs) == 2
+    assert "(2 of 2 networks diverged)" in cross_arch_table([row], ["mlp"])
+    assert "(2 of 2 networks diverged)" in markdown_table([row], [1])
+    assert "diverged" not in markdown_table([BenchRow("random", 1, acc_mean=0.5, acc_std=0.0, accs=[0.5])], [1])
+
+
 def test_arch_costs_benchmark_times_every_epoch_and_prints_a_row_per_model(monkeypatch, capsys):
     """benchmarks/arch_costs: one lap per trained epoch, a positive test pass, and one table row per model."""
     from benchmarks import arch_costs

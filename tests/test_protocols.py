@@ -17,7 +17,7 @@ from distill_core.summary import Summary
 
 RECORD_FIELDS = {"split", "augmentation", "augmentation_source", "epochs", "lr", "lr_source", "momentum",
                  "weight_decay", "batch_size", "width", "depth", "eval_model", "distill_model", "label_loss",
-                 "policy"}
+                 "policy", "diverged"}
 
 
 def _as(summary: Summary, method: str, labels: torch.Tensor | None = None, **meta) -> Summary:
@@ -133,6 +133,35 @@ def test_mtt_summary_trains_at_its_learned_learning_rate(digits):
         lrs.clear()
         result = evaluate_summary(summary, digits, "quick", reps=1, device="cpu", epochs=2, on_epoch_end=record)
         assert lrs[0] == PROTOCOLS["quick"].lr and result.details["lr_source"] == "protocol"
+
+
+def test_a_diverging_network_is_recorded_not_passed_off_as_trained(digits):
+    base = create_method("random", digits, 1, seed=0).summary()
+    calm = evaluate_summary(_as(base, "mtt", syn_lr=0.01), digits, "quick", model="mlp", reps=2, device="cpu",
+                            epochs=3)
+    assert calm.details["diverged"] == []
+    # a (valid, finite) learned rate far too large for this network: its loss turns NaN in the first epochs
+    wild = evaluate_summary(_as(base, "mtt", syn_lr=1e8), digits, "quick", model="mlp", reps=2, device="cpu",
+                            epochs=3)
+    assert [d["network"] for d in wild.details["diverged"]] == [0, 1]
+    assert all(1 <= d["epoch"] <= 3 for d in wild.details["diverged"])
+    assert len(wild.accs) == 2 and wild.acc_mean < 0.2  # what the dead networks score, still reported
+
+
+def test_train_network_stops_at_the_first_non_finite_epoch(digits):
+    from distill_core.evaluate import TrainingDiverged, train_network
+    from distill_core.models import build_seeded
+
+    x, y = digits.normalize(digits.x_train[:60].float()), digits.y_train[:60]
+    net = build_seeded(digits, "mlp", seed=0, device="cpu", width=32, depth=2)
+    epochs_seen: list[int] = []
+    with pytest.raises(TrainingDiverged) as info:
+        train_network(net, x, y, PROTOCOLS["quick"], 50, torch.Generator().manual_seed(0), lr=1e8,
+                      check_finite=True, on_epoch_end=lambda e, _: epochs_seen.append(e))
+    assert info.value.epoch == len(epochs_seen) + 1 < 50
+    # without the check, the same run goes through all its epochs (the distillers' inner loops)
+    net = build_seeded(digits, "mlp", seed=0, device="cpu", width=32, depth=2)
+    train_network(net, x, y, PROTOCOLS["quick"], 5, torch.Generator().manual_seed(0), lr=1e8)
 
 
 def test_the_record_states_every_setting(mnist5k):
