@@ -67,7 +67,7 @@ def test_rfad_loss_falls_on_a_fixed_kernel_and_target(digits):
     s = rfad.summary()
     assert s.images.shape == (20, *digits.image_shape) and s.labels.tolist() == [c for c in range(10) for _ in "ab"]
     assert not s.soft and s.meta["steps"] == 25 and s.meta["platt_log_temperature"] == pytest.approx(
-        float(rfad.log_temperature))
+        float(rfad.log_temperature.detach()))
     assert s.meta["random_features"] == {"models": 1, "width": 16, "depth": 3}
 
 
