@@ -62,6 +62,11 @@ class BenchRow:
         return asdict(self)
 
 
+def diverged_networks(result) -> int:
+    """How many of an `EvalResult`'s networks diverged (its record's `diverged` list)."""
+    return len(result.details.get("diverged", []))
+
+
 def check_split(split: str) -> str:
     """The split an evaluation reports on: "test" (figures) or "val" (tuning)."""
     if split not in ("test", "val"):
@@ -98,7 +103,7 @@ def run_cell(dataset: ImageSet, name: str, ipc: int, steps: int | None = None, p
             result = evaluate_summary(summary, dataset, protocol, model=model, reps=reps, seed=eval_seed(s),
                                       device=device, should_stop=should_stop, split=split)
             row.label_loss = result.details.get("label_loss")
-            row.diverged += len(result.details.get("diverged", []))
+            row.diverged += diverged_networks(result)
             _add_evaluated(row, result.accs, time.perf_counter() - t0)
         _finish(row, seeds)
     except DistillError as exc:
@@ -234,7 +239,7 @@ def run_bench_sharded(dist: "Dist", dataset: ImageSet, methods: list[str], ipcs:
             return _Evaluated([], error=str(exc))
         return _Evaluated([float(a) for a in result.accs], time.perf_counter() - t0,
                           label_loss=result.details.get("label_loss"),
-                          diverged=len(result.details.get("diverged", [])))
+                          diverged=diverged_networks(result))
 
     evaluated: dict[tuple[tuple[int, int], str], list[_Evaluated]] = {}
     for (job, model, _), result in zip(evals, dist.map_items(len(evals), evaluate, "the evaluations")):

@@ -161,7 +161,10 @@ def test_train_network_stops_at_the_first_non_finite_epoch(digits):
     assert info.value.epoch == len(epochs_seen) + 1 < 50
     # without the check, the same run goes through all its epochs (the distillers' inner loops)
     net = build_seeded(digits, "mlp", seed=0, device="cpu", width=32, depth=2)
-    train_network(net, x, y, PROTOCOLS["quick"], 5, torch.Generator().manual_seed(0), lr=1e8)
+    epochs_seen.clear()
+    train_network(net, x, y, PROTOCOLS["quick"], 5, torch.Generator().manual_seed(0), lr=1e8,
+                  on_epoch_end=lambda e, _: epochs_seen.append(e))
+    assert epochs_seen == [0, 1, 2, 3, 4]
 
 
 def test_the_record_states_every_setting(mnist5k):
