@@ -305,11 +305,14 @@ class Job:
     def _evaluate(self, summary: Summary) -> dict[str, Any]:
         protocol = self._protocol()
         t0 = time.perf_counter()
-        acc, model = live_evaluate(summary, self.dataset, protocol, self.spec.seed, self.device,
-                                   self.spec.eval_epochs, self._stop.is_set)
-        row = {"acc": acc, "protocol": protocol, "model": model, "seconds": round(time.perf_counter() - t0, 3)}
+        live = live_evaluate(summary, self.dataset, protocol, self.spec.seed, self.device,
+                             self.spec.eval_epochs, self._stop.is_set)
+        row = {"acc": live.acc, "protocol": protocol, "model": live.model,
+               "seconds": round(time.perf_counter() - t0, 3)}
         if protocol == "quick":
             row["epochs"] = int(self.spec.eval_epochs)
+        if live.diverged_epoch is not None:  # the accuracy stays as measured; the row says it is a broken network's
+            row["diverged_epoch"] = live.diverged_epoch
         return row
 
     def _eval_loop(self) -> None:

@@ -56,7 +56,7 @@ class JobState:
     labels: torch.Tensor | None       # K hard labels
     class_names: list[str]
     metrics: list[dict[str, Any]]     # thinned to at most MAX_PLOT_POINTS rows
-    accuracy: list[dict[str, Any]]    # {step, acc, protocol, seconds}
+    accuracy: list[dict[str, Any]]    # {step, acc, protocol, model, seconds[, epochs][, diverged_epoch]}
     snapshot_steps: list[int]
     elapsed_s: float                  # running time, pauses excluded
     steps_per_s: float

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -14,17 +14,26 @@ from .job_slots import _bound_threads
 from .summary import Summary
 
 
+class LiveAccuracy(NamedTuple):
+    """One live evaluation: the accuracy, the evaluating model, and the epoch at which its network's training loss
+    stopped being finite (None when it trained normally; the accuracy is then that of a broken network)."""
+
+    acc: float
+    model: str
+    diverged_epoch: int | None = None
+
+
 def live_evaluate(summary: Summary, dataset: ImageSet, protocol: str, seed: int = 0, device: Any = "cpu",
-                  epochs: int | None = 40, should_stop=None) -> tuple[float, str]:
-    """The live evaluation a job plots: one network (`quick`, `epochs` epochs) or the protocol as it is (`krr`).
-    Returns (accuracy, model)."""
+                  epochs: int | None = 40, should_stop=None) -> LiveAccuracy:
+    """The live evaluation a job plots: one network (`quick`, `epochs` epochs) or the protocol as it is (`krr`)."""
     from .evaluate import evaluate_summary
 
     kwargs: dict[str, Any] = {"reps": 1, "seed": seed, "device": device}
     if protocol == "quick":
         kwargs.update(epochs=max(1, int(epochs or 40)), should_stop=should_stop)
     result = evaluate_summary(summary, dataset, protocol, **kwargs)
-    return float(result.acc_mean), result.model
+    diverged = result.details.get("diverged") or []
+    return LiveAccuracy(float(result.acc_mean), result.model, int(diverged[0]["epoch"]) if diverged else None)
 
 
 REFERENCE_SEEDS = 3              # random picks: mean over this many draws

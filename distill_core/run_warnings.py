@@ -1,10 +1,13 @@
-"""Plain-words warnings about what a run's numbers can and cannot say: a tiny test split, and overfitting.
+"""Plain-words warnings about what a run's numbers can and cannot say: a tiny test split, overfitting, and
+evaluation networks whose training diverged.
 
 - `tiny_test_warning`: with N test images each one is worth 100/N accuracy points, so on an upload with 20 test
   images a 5-point difference is one image. Said before a run (the distill page) whenever N < `TINY_TEST`.
 - `overfitting_warning`: during or after a run, test accuracy (a moving mean of the periodic evaluations, each one
   network) has fallen clearly below its best while the training loss kept dropping: the summary is fitting the
   training images more than the task. "Clearly" means by at least `MIN_DROP` and by at least two test images.
+- `diverged_evaluations_warning`: some live evaluations trained a network whose loss became NaN or infinite; their
+  accuracies are plotted and averaged as measured, so the user is told which ones they are.
 
 Pure: lists of numbers in, a sentence (or None) out.
 """
@@ -78,3 +81,16 @@ def overfitting_warning(accuracy: Sequence[dict[str, Any]], metrics: Sequence[di
     return (f"Test accuracy fell from {100 * smooth[best]:.1f}% (step {steps[best]:,}) to {100 * smooth[-1]:.1f}% "
             f"(step {steps[-1]:,}) while the training {key} kept dropping ({loss_then:.4g} → {loss_now:.4g}): the "
             f"summary is fitting the training images rather than the task; fewer steps would do better here.")
+
+
+def diverged_evaluations_warning(accuracy: Sequence[dict[str, Any]]) -> str | None:
+    """A sentence when any evaluation row carries `diverged_epoch` (its network's training loss stopped being finite),
+    naming how many and the latest one; None otherwise."""
+    bad = [p for p in accuracy if p.get("diverged_epoch") is not None]
+    if not bad:
+        return None
+    last = bad[-1]
+    shown = ", ".join(f"{100 * float(p['acc']):.1f}%" for p in bad[-3:]) + (", …" if len(bad) > 3 else "")
+    return (f"{len(bad)} of {len(accuracy)} evaluations trained a network whose loss became NaN or infinite (latest: "
+            f"step {int(last['step']):,}, epoch {int(last['diverged_epoch'])}). Their accuracies ({shown}) are "
+            "those of a broken network: they are marked ✕ on the curve and counted as measured.")

@@ -106,7 +106,8 @@ def source_of(summary: Summary) -> tuple[str, str]:
         init = summary.meta.get("init")
         if not init:
             return SOURCE_DISTILLED, name
-        return SOURCE_DISTILLED, f"{name}, started from {'noise' if init == 'noise' else 'real images'}"
+        start = {"noise": "noise", "herding": "herding's real images"}.get(init, "real images")
+        return SOURCE_DISTILLED, f"{name}, started from {start}"
     if picked:
         return SOURCE_SELECTED, SELECTION_DETAIL.get(name, f"{name} pick")
     if cls is not None and cls.kind == "selector":

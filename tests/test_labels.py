@@ -57,7 +57,7 @@ def test_overrides_take_precedence_and_text_fields_with_fixed_values_are_select_
     assert labels.words("kip", "depth").label.startswith("Kernel depth")
     assert labels.words("dm", "depth").label.startswith("Network depth")
     assert labels.words("kip", "kernel").options() == ["ntk", "nngp", "rbf"]
-    assert labels.words("dc", "init").options() == ["real", "noise"]
+    assert labels.words("dc", "init").options() == ["real", "herding", "noise"]
     assert "random" in labels.words("ls", "support").options()
     assert labels.words("kip", "nonexistent") is None
 

@@ -55,7 +55,7 @@ def test_init_is_a_choice_of_every_distiller():
             continue
         fields = {f.name: f for f in dataclasses.fields(cls.Config)}
         if "init" in fields:
-            assert tuple(fields["init"].metadata["choices"]) == ("real", "noise"), name
+            assert tuple(fields["init"].metadata["choices"]) == ("real", "herding", "noise"), name
 
 
 @pytest.mark.parametrize("method,dataset", [("kip", "digits"), ("dm", "mnist-5k"), ("dc", "fashion-mnist"),

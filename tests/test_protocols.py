@@ -259,3 +259,24 @@ def test_krr_takes_the_split_too(digits):
     assert val.acc_mean == test.acc_mean and val.details["split"] == "val" and test.details["split"] == "test"
     assert evaluate_summary(summary, shifted, "krr", split="val").acc_mean < 0.3 < test.acc_mean
     assert math.isfinite(val.acc_mean)
+
+
+def test_a_live_evaluation_says_when_its_network_diverged(digits):
+    from distill_core.references import live_evaluate
+    from distill_core.run_warnings import diverged_evaluations_warning
+    from ui.plots import accuracy_figure
+
+    base = create_method("random", digits, 1, seed=0).summary()
+    calm = live_evaluate(_as(base, "mtt", syn_lr=0.01), digits, "quick", seed=0, epochs=30)
+    wild = live_evaluate(_as(base, "mtt", syn_lr=1e8), digits, "quick", seed=0, epochs=3)
+    assert calm.diverged_epoch is None and calm.acc > 0.3
+    assert wild.diverged_epoch is not None and 1 <= wild.diverged_epoch <= 3 and wild.acc < 0.2
+    rows = [{"step": 10, "acc": calm.acc, "protocol": "quick"},
+            {"step": 20, "acc": wild.acc, "protocol": "quick", "diverged_epoch": wild.diverged_epoch}]
+    assert diverged_evaluations_warning(rows[:1]) is None
+    text = diverged_evaluations_warning(rows)
+    assert text.startswith("1 of 2 evaluations") and f"step 20, epoch {wild.diverged_epoch}" in text
+    assert f"{100 * wild.acc:.1f}%" in text
+    marked = [t for t in accuracy_figure(rows).data if t.name == "evaluation diverged"]
+    assert len(marked) == 1 and list(marked[0].x) == [20]
+    assert not [t for t in accuracy_figure(rows[:1]).data if t.name == "evaluation diverged"]

@@ -485,6 +485,9 @@ def _curves(s: JobState, cols) -> None:
         warning = overfitting_text(s)
         if warning:
             st.warning(warning, icon=":material/trending_down:")
+        diverged = run_warnings.diverged_evaluations_warning(s.accuracy)
+        if diverged:
+            st.warning(diverged, icon=":material/error:")
     with cols[1]:
         for name, fig in (("loss", plots.loss_figure(s.metrics)), ("other", plots.other_metrics_figure(s.metrics))):
             if fig is not None:

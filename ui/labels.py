@@ -63,9 +63,10 @@ def _spaces() -> list[str]:
 # one entry per field name; a method whose field means something else gets an entry in OVERRIDES
 WORDS: dict[str, Words] = {
     # ---- where the summary starts, and how fast it moves
-    "init": Words("Start from", "real: the images start as a seeded pick of real images per class; noise: they "
-                  "start as random noise, which is slower to converge but shows the evolution towards each class.",
-                  choices=("real", "noise")),
+    "init": Words("Start from", "real: a seeded random pick of real images per class; herding: the herding "
+                  "coreset's images, which the distiller must improve on; noise: random noise, slower to converge "
+                  "but it shows the evolution towards each class.",
+                  choices=("real", "herding", "noise")),
     "lr": Words("Image learning rate", "How far the synthetic images move per step: higher learns faster but can "
                 "overshoot into noisy images; lower is steadier but needs more steps."),
     "lr_ipc1": Words("Image learning rate at IPC 1", "The image learning rate used when each class has a single "

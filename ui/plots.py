@@ -103,6 +103,11 @@ def accuracy_figure(points: list[dict[str, Any]], title: str = "Test accuracy",
                                  name=f"{label}, mean of last {SMOOTH_WINDOW}"))
         fig.add_trace(go.Scatter(x=[p["step"] for p in pts], y=[100 * p["acc"] for p in pts], mode="markers",
                                  marker=dict(size=5, opacity=0.45), name="each evaluation"))
+        broken = [p for p in pts if p.get("diverged_epoch") is not None]
+        if broken:  # evaluations whose network's loss became NaN/inf: their accuracy is a broken network's
+            fig.add_trace(go.Scatter(x=[p["step"] for p in broken], y=[100 * p["acc"] for p in broken],
+                                     mode="markers", marker=dict(size=10, symbol="x", color="#d62728"),
+                                     name="evaluation diverged"))
     for name, acc in (references or {}).items():
         if isinstance(acc, (int, float)):
             fig.add_hline(y=100 * float(acc), annotation_text=f"{name} {100 * float(acc):.1f}%",

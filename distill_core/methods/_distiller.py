@@ -2,7 +2,8 @@
 
 Every distiller learns `ipc` images per class in the models' *normalised* space, starting from real images
 (`init=real`, the same seeded class-balanced pick as the `random` baseline, so a distiller starts exactly where
-`random` ends) or from Gaussian noise (`init=noise`). `summary()` maps them back to pixel space.
+`random` ends; `init=herding`, the `herding` baseline's pick) or from Gaussian noise (`init=noise`). `summary()`
+maps them back to pixel space.
 
 Defaults: every per-dataset setting (and the iterations `distill` runs without --steps) comes from the profiles
 table in `distill_core/profiles.py` — `fast` (CPU-sized, the default) and `paper` (the published recipes); the
@@ -35,12 +36,13 @@ from ..errors import InvalidInputError
 from ..device import build_on_device, make_generator, prepare_device
 from ..models import build_for, build_seeded, default_depth
 from ..summary import Summary
-from .base import Method, MethodConfig, class_balanced_pick
+from .base import INIT_CHOICES, Method, MethodConfig, check_init, initial_pick
 
 # the app draws `init` as a select box (settings widgets read "choices" and "help" from a field's metadata)
-INIT_FIELD = {"choices": ("real", "noise"),
-              "help": "real: start from real images (a seeded pick per class); noise: start from random noise, "
-                      "so the evolution towards the class is visible"}
+INIT_FIELD = {"choices": INIT_CHOICES,
+              "help": "real: start from real images (a seeded random pick per class); herding: start from the "
+                      "herding coreset's images; noise: start from random noise, so the evolution towards the "
+                      "class is visible"}
 
 DEPTH_FIELD = {"help": "ConvNet blocks; 0 follows the image size (3 up to 32 px, 4 at 64 px, 5 at 128 px)"}
 PRECISIONS = ("fp32", "bf16")
@@ -74,8 +76,7 @@ class DistillerConfig(MethodConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.init not in ("real", "noise"):
-            raise InvalidInputError(f"init must be 'real' or 'noise', got {self.init!r}")
+        check_init(self.init)
         if self.width < 1:
             raise InvalidInputError("width must be at least 1")
         if self.depth > 12:
@@ -116,8 +117,8 @@ class SyntheticImages(Method):
         cfg = self.config
         c = dataset.num_classes
         self.init_indices: list[int] | None = None
-        if cfg.init == "real":  # drawn first, so it equals `random`'s pick under the same seed
-            idx = class_balanced_pick(dataset.y_train, c, self.ipc, self.generator)
+        idx = initial_pick(dataset, self.ipc, cfg.init, self.generator)  # drawn first: `real` is `random`'s pick
+        if idx is not None:
             start = dataset.normalize(dataset.x_train[idx])
             self.init_indices = idx.tolist()
         else:

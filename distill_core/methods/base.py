@@ -255,3 +255,38 @@ def class_balanced_pick(labels: torch.Tensor, num_classes: int, ipc: int, genera
         perm = torch.randperm(len(idx), generator=generator)[:ipc]
         picks.append(idx[perm])
     return torch.cat(picks)
+
+
+# how a distiller's images start (the app draws `init` as a select box with these choices)
+INIT_CHOICES = ("real", "herding", "noise")
+
+
+def herding_pick(dataset: ImageSet, ipc: int) -> torch.Tensor:
+    """The `herding` baseline's picks in pixel space: `ipc` training indices per class, classes in order."""
+    from .selectors import herding_order  # imported late: selectors builds on this module
+
+    picks = []
+    for c in range(dataset.num_classes):
+        idx = dataset.class_indices(c)
+        feats = dataset.x_train[idx].reshape(len(idx), -1).numpy()
+        picks.append(idx[torch.from_numpy(herding_order(feats, ipc))])
+    return torch.cat(picks)
+
+
+def initial_pick(dataset: ImageSet, ipc: int, init: str, generator: torch.Generator) -> torch.Tensor | None:
+    """Training indices a distiller starts from, `ipc` per class in class order, or None for `init=noise`.
+
+    `real` is the `random` baseline's seeded pick under the same seed (drawn from `generator`, so a distiller starts
+    where `random` ends); `herding` is the `herding` baseline's deterministic pick, so the distiller must improve on
+    the classic coreset it starts from.
+    """
+    if init == "real":
+        return class_balanced_pick(dataset.y_train, dataset.num_classes, ipc, generator)
+    if init == "herding":
+        return herding_pick(dataset, ipc)
+    return None
+
+
+def check_init(init: str) -> None:
+    if init not in INIT_CHOICES:
+        raise InvalidInputError(f"init must be one of {', '.join(INIT_CHOICES)}, got {init!r}")

@@ -36,7 +36,7 @@ from ..augment import SiameseAugment
 from ..errors import InvalidInputError
 from ..summary import Summary
 from ._distiller import NetworkSpeedConfig, SyntheticImages
-from .base import class_balanced_pick, register_method
+from .base import initial_pick, register_method
 from .dm import CPU_CHUNK, class_means, embed_all
 
 
@@ -114,9 +114,9 @@ class IDM(SyntheticImages):
         h, w = self.dataset.image_shape[1:]
         if h % cfg.factor or w % cfg.factor:
             raise InvalidInputError(f"factor {cfg.factor} does not divide the {h}×{w} images")
-        if cfg.factor > 1 and cfg.init == "real":  # factor² real images of the class in every stored image
-            c = self.dataset.num_classes
-            idx = class_balanced_pick(self.dataset.y_train, c, self.ipc * cfg.factor ** 2, self.generator)
+        if cfg.factor > 1 and cfg.init != "noise":  # factor² real images of the class in every stored image
+            idx = initial_pick(self.dataset, self.ipc * cfg.factor ** 2, cfg.init, self.generator)
+            assert idx is not None
             with torch.no_grad():
                 self.images.copy_(pack(self.x_real[idx.to(self.device)], cfg.factor))
             self.init_indices = idx.tolist()

@@ -28,7 +28,7 @@ from ..evaluate import EvalResult, register_protocol, split_data
 from ..kernels import KERNEL_NAMES, KernelSpec, krr_predict, ridge_solve
 from ..summary import Summary
 from ._distiller import INIT_FIELD
-from .base import Method, MethodConfig, class_balanced_pick, register_method
+from .base import Method, MethodConfig, check_init, initial_pick, register_method
 from .label_solve import DEFAULT_TARGET_SIZE, LabelSolver, SolvedLabelSummary, centred_one_hot
 
 __all__ = ["KIP", "KIPConfig", "centred_one_hot", "evaluate_krr", "random_shift", "shift_images"]
@@ -82,7 +82,7 @@ class KIPConfig(MethodConfig):
     half_life: int = 0          # steps over which both learning rates halve (0: constant)
     learn_labels: bool = False
     target_batch: int = 1000
-    init: str = field(default="real", metadata=INIT_FIELD)  # real | noise (a select box in the app)
+    init: str = field(default="real", metadata=INIT_FIELD)  # real | herding | noise (a select box in the app)
     shift: int = 0                 # random translations of the target images by up to this many pixels
     clip: bool = True              # keep the images inside the pixel range [0, 1]
     float64: bool = False          # optimise in double precision (slower; for checks)
@@ -106,8 +106,7 @@ class KIPConfig(MethodConfig):
         super().validate()
         if self.kernel not in KERNEL_NAMES:
             raise InvalidInputError(f"kernel must be one of {', '.join(KERNEL_NAMES)}, got {self.kernel!r}")
-        if self.init not in ("real", "noise"):
-            raise InvalidInputError(f"init must be 'real' or 'noise', got {self.init!r}")
+        check_init(self.init)
         if self.target_batch < 1:
             raise InvalidInputError(f"target_batch must be at least 1, got {self.target_batch}")
         if self.w_var <= 0 or self.gamma <= 0:
@@ -144,8 +143,8 @@ class KIP(Method):
             raise InvalidInputError("float64 is not supported on Apple MPS; use float64=false or --device cpu")
         c = dataset.num_classes
         labels = torch.arange(c).repeat_interleave(self.ipc)
-        if cfg.init == "real":
-            idx = class_balanced_pick(dataset.y_train, c, self.ipc, self.generator)
+        idx = initial_pick(dataset, self.ipc, cfg.init, self.generator)
+        if idx is not None:
             start = dataset.normalize(dataset.x_train[idx])
             self.init_indices = idx.tolist()
         else:
@@ -243,7 +242,7 @@ class KIP(Method):
     def summary(self) -> Summary:
         cfg: KIPConfig = self.config  # type: ignore[assignment]
         images = self.dataset.denormalize(self.x.detach().float().cpu())
-        meta = {"kernel": self.spec.to_dict(), "ridge": cfg.ridge, "init_indices": self.init_indices,
+        meta = {"kernel": self.spec.to_dict(), "ridge": cfg.ridge, "init": cfg.init, "init_indices": self.init_indices,
                 "steps": self.steps_done}
         if self.solver is not None:  # labels solved for these images when first read
             meta.update(label_loss="mse", label_solve=cfg.label_solve, target_size=self.solver.size)
