@@ -18,6 +18,7 @@ from .evaluate import evaluate_summary, network_reps
 from .methods import create_method, get_method
 from .pipeline import DistillRun, default_steps
 from .profiles import check_profile
+from .relabel import check_relabel
 from .summary import Summary
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class BenchRow:
     soft_labels: str | None = None     # where the summary's soft labels came from ("teacher", "learned"); None: hard
     label_loss: str | None = None      # the loss the evaluation trained the labels with (ce, mse, soft_ce)
     diverged: int = 0                  # evaluation networks whose training loss became NaN or infinite
+    relabel: str = "none"              # "teacher": the teacher relabelled every augmented batch (rded, random-soft)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +67,13 @@ class BenchRow:
 def diverged_networks(result) -> int:
     """How many of an `EvalResult`'s networks diverged (its record's `diverged` list)."""
     return len(result.details.get("diverged", []))
+
+
+def relabel_of(summary: Summary, relabel: str) -> str:
+    """The relabelling a bench's `relabel` gives this summary: "teacher" only where a teacher made its labels (the
+    other rows of the same bench keep their fixed labels), else "none"."""
+    check_relabel(relabel)
+    return "teacher" if relabel == "teacher" and (summary.meta or {}).get("soft_labels") == "teacher" else "none"
 
 
 def check_split(split: str) -> str:
@@ -77,7 +86,7 @@ def check_split(split: str) -> str:
 def run_cell(dataset: ImageSet, name: str, ipc: int, steps: int | None = None, protocol: str = "quick",
              reps: int | None = None, seeds: list[int] | None = None, device: str = "auto", profile: str = "fast",
              split: str = "test", should_stop: Optional[Callable[[], bool]] = None, model: str = "convnet",
-             distilled: dict | None = None) -> BenchRow:
+             distilled: dict | None = None, relabel: str = "none") -> BenchRow:
     """Distil and evaluate one (method, IPC) cell once per seed; seed s distils with seed s and is judged by its
     own `model` networks (seeded from `eval_seed(s)`). A cell the method cannot serve gets `error`.
 
@@ -99,9 +108,10 @@ def run_cell(dataset: ImageSet, name: str, ipc: int, steps: int | None = None, p
             summary, steps_done, distill_s = distilled[s]
             _add_distilled(row, steps_done, distill_s)
             row.soft_labels = soft_label_source(summary)
+            row.relabel = relabel_of(summary, relabel)
             t0 = time.perf_counter()
             result = evaluate_summary(summary, dataset, protocol, model=model, reps=reps, seed=eval_seed(s),
-                                      device=device, should_stop=should_stop, split=split)
+                                      device=device, should_stop=should_stop, split=split, relabel=row.relabel)
             row.label_loss = result.details.get("label_loss")
             row.diverged += diverged_networks(result)
             _add_evaluated(row, result.accs, time.perf_counter() - t0)
@@ -141,13 +151,16 @@ def run_bench(dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int
               protocol: str = "quick", reps: int | None = None, seed: int = 0, device: str = "auto",
               on_row: Optional[Callable[[BenchRow], None]] = None,
               should_stop: Optional[Callable[[], bool]] = None, seeds: int = 1, profile: str = "fast",
-              split: str = "test", models: list[str] | None = None, dist: Optional["Dist"] = None) -> list[BenchRow]:
+              split: str = "test", models: list[str] | None = None, dist: Optional["Dist"] = None,
+              relabel: str = "none") -> list[BenchRow]:
     """Run every (method, ipc) pair over `seeds` distillation seeds (seed, seed + 1, ...), judged by every one of
     `models` (default: convnet alone; one row per model, the summaries distilled once); a pair a method cannot
     serve (e.g. `mean` at IPC 10) gets `error`. With a `dist` of several ranks the work is spread over them
-    (`run_bench_sharded`); the rows are the same."""
+    (`run_bench_sharded`); the rows are the same. `relabel="teacher"`: teacher-labelled rows (rded, random-soft)
+    are evaluated with the teacher relabelling every augmented batch (`distill_core.relabel`)."""
     check_profile(profile)
     check_split(split)
+    check_relabel(relabel)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise InvalidInputError(f"seeds must be a positive whole number, got {seeds!r}")
     models = check_models(models)
@@ -156,7 +169,7 @@ def run_bench(dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int
     seed_list = list(range(int(seed), int(seed) + seeds))
     if dist is not None and dist.enabled:
         rows = run_bench_sharded(dist, dataset, methods, ipcs, seed_list, steps, protocol, reps, device, profile,
-                                 split, models)
+                                 split, models, relabel)
         for row in rows:
             if on_row is not None:
                 on_row(row)
@@ -169,7 +182,7 @@ def run_bench(dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int
                 if should_stop is not None and should_stop():
                     return rows
                 row = run_cell(dataset, name, int(ipc), steps, protocol, reps, seed_list, device, profile, split,
-                               should_stop, model=model, distilled=distilled)
+                               should_stop, model=model, distilled=distilled, relabel=relabel)
                 rows.append(row)
                 if on_row is not None:
                     on_row(row)
@@ -200,7 +213,7 @@ class _Evaluated:
 def run_bench_sharded(dist: "Dist", dataset: ImageSet, methods: list[str], ipcs: list[int], seeds: list[int],
                       steps: int | None = None, protocol: str = "quick", reps: int | None = None,
                       device: str | Any = "auto", profile: str = "fast", split: str = "test",
-                      models: list[str] | None = None) -> list[BenchRow]:
+                      models: list[str] | None = None, relabel: str = "none") -> list[BenchRow]:
     """`run_bench` over the ranks of `dist`, in two rounds of work items spread r, r + N, ...: first every
     (method, IPC, seed) distillation, then every evaluation network of every distilled summary (network i of
     seed s seeded `eval_seed(s) + i`, wherever it runs, for every model). The rows, on every rank, equal one process's
@@ -232,9 +245,10 @@ def run_bench_sharded(dist: "Dist", dataset: ImageSet, methods: list[str], ipcs:
         job, model, r = evals[i]
         t0 = time.perf_counter()
         try:
-            result = evaluate_summary(distilled[job].summary, dataset, protocol, model=model, reps=n_nets or reps,
+            summary = distilled[job].summary
+            result = evaluate_summary(summary, dataset, protocol, model=model, reps=n_nets or reps,
                                       seed=eval_seed(job[1]), device=device, split=split,
-                                      rep_indices=None if r is None else [r])
+                                      rep_indices=None if r is None else [r], relabel=relabel_of(summary, relabel))
         except DistillError as exc:
             return _Evaluated([], error=str(exc))
         return _Evaluated([float(a) for a in result.accs], time.perf_counter() - t0,
@@ -254,6 +268,7 @@ def run_bench_sharded(dist: "Dist", dataset: ImageSet, methods: list[str], ipcs:
                 break
             _add_distilled(row, d.steps, d.seconds)
             row.soft_labels = soft_label_source(d.summary)
+            row.relabel = relabel_of(d.summary, relabel)
             parts = evaluated[((c, s), model)]
             row.label_loss = next((p.label_loss for p in parts if p.label_loss), None)
             failed = [p.error for p in parts if p.error is not None]
@@ -299,10 +314,12 @@ def _label(r: BenchRow) -> str:
 
 def soft_note(rows: list[BenchRow]) -> str:
     """A footnote naming the soft-label rows' label sources and losses ('' when every row used hard labels)."""
-    soft = {(r.method, r.soft_labels, r.label_loss) for r in rows if r.soft_labels}
+    soft = {(r.method, r.soft_labels, r.label_loss, r.relabel) for r in rows if r.soft_labels}
     if not soft:
         return ""
-    parts = [f"{m}: {src} soft labels, trained with {loss or 'the policy loss'}" for m, src, loss in sorted(soft)]
+    parts = [f"{m}: {src} soft labels" + (", relabelled by the teacher on every augmented batch" if rl == "teacher"
+                                           else "") + f", trained with {loss or 'the policy loss'}"
+             for m, src, loss, rl in sorted(soft)]
     return f"{SOFT_MARK} soft labels — " + "; ".join(parts)
 
 

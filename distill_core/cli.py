@@ -304,18 +304,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if dataset.class_names != record.summary.class_names:
             raise InvalidInputError(f"the run's classes do not match dataset {dataset.name}'s classes")
     result = evaluate_sharded(dist, record.summary, dataset, args.protocol, model=args.model, reps=args.reps,
-                              seed=args.seed, device=args.device, split=args.split)
+                              seed=args.seed, device=args.device, split=args.split, relabel=args.relabel)
     evaluation = {"protocol": result.protocol, "model": result.model, "reps": result.reps,
                   "acc_mean": result.acc_mean, "acc_std": result.acc_std, "accs": result.accs,
                   "split": args.split, "seconds": round(result.seconds, 3),
-                  "diverged": list(result.details.get("diverged", []))}
+                  "diverged": list(result.details.get("diverged", [])),
+                  "relabel": result.details.get("relabel", "none")}
     with dist.sync("recording the evaluation"):
         if dist.is_main:
             add_evaluation(record.path, evaluation)
     payload = {"run": str(record.path), "method": cfg["method"], "dataset": cfg["dataset"], "ipc": cfg["ipc"],
                "eval": evaluation, "world_size": dist.world_size}
     text = (f"{cfg['method']} on {cfg['dataset']}, IPC {cfg['ipc']}: {result.protocol} ({result.model}, "
-            f"{result.reps} reps, {args.split} split) {100 * result.acc_mean:.2f}% ± {100 * result.acc_std:.2f}")
+            f"{result.reps} reps, {args.split} split"
+            + (", relabelled by the teacher on every augmented batch" if evaluation["relabel"] == "teacher" else "")
+            + f") {100 * result.acc_mean:.2f}% ± {100 * result.acc_std:.2f}")
     if evaluation["diverged"]:
         text += (f" — {len(evaluation['diverged'])} of {result.reps} networks diverged (NaN or infinite loss); "
                  "their accuracy is what the dead network scores")
@@ -360,7 +363,8 @@ def _bench_rows(args: argparse.Namespace, protocol: str) -> tuple[Any, list[Any]
     try:
         rows = run_bench(dataset, args.methods, args.ipc, steps=args.steps, protocol=protocol,
                          reps=args.eval_reps, seed=args.seed, device=device, on_row=lambda r: bar.update(1),
-                         seeds=args.seeds, profile=args.profile, split=args.split, models=models, dist=dist)
+                         seeds=args.seeds, profile=args.profile, split=args.split, models=models, dist=dist,
+                         relabel=args.relabel)
     finally:
         bar.close()
     return dataset, rows, device, round(time.perf_counter() - start, 2)
@@ -461,6 +465,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--split", default="test", choices=("test", "val"),
                        help="evaluate on the test split (reported figures) or the validation split (tuning)")
 
+    def relabel_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--relabel", default="none", choices=("none", "teacher"),
+                       help="teacher: summaries labelled by a teacher (rded, random-soft) are evaluated with the "
+                            "teacher relabelling every augmented batch, RDED's own evaluation; other rows unchanged")
+
     def common(p: argparse.ArgumentParser, data: bool = True) -> None:
         p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
         if data:
@@ -510,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     split_arg(p)
+    relabel_arg(p)
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     common(p)
     p.set_defaults(func=cmd_evaluate)
@@ -526,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="distillation seeds per cell (seed, seed + 1, ...); figures are mean ± std over them")
         profile_arg(p)
         split_arg(p)
+        relabel_arg(p)
         p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
         p.add_argument("--out", default=None, help="also write the results as JSON to this file")
         common(p)

@@ -45,6 +45,7 @@ from .data import ImageSet
 from .device import make_generator, resolve_device, to_device
 from .errors import InvalidInputError, UnknownNameError
 from .models import MODELS, build_seeded, default_depth
+from .relabel import check_relabel, teacher_relabeller
 from .summary import Summary
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ NO_AUGMENT_WHY.update({
     "random-soft": "random real images with RDED's teacher's fixed soft labels (soft cross-entropy): none, as rded",
 })
 NO_AUGMENT_DEFAULT = "real images (selectors): trained plainly, as the field's coreset baselines are"
+RELABEL_AUGMENT_WHY = "relabel=teacher: RDED augments every batch, then relabels the view with its teacher"
 # Methods whose summaries carry a learned training learning rate in meta[key] (MTT's code evaluates with it).
 LEARNED_LR: dict[str, str] = {"mtt": "syn_lr", "tesla": "syn_lr", "datm": "syn_lr"}
 # The loss each method's learned soft labels are trained on, when the method names one (others: see eval_policy).
@@ -284,14 +286,16 @@ def train_network(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, prot
                   should_stop: Callable[[], bool] | None = None, lr_decay: bool = True, lr: float | None = None,
                   loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                   on_epoch_end: Callable[[int, torch.optim.Optimizer], None] | None = None,
-                  check_finite: bool = False) -> torch.nn.Module:
+                  check_finite: bool = False,
+                  relabel: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.nn.Module:
     """SGD with momentum and weight decay at `lr` (default: the protocol's), lr ÷10 at half the epochs (unless
     lr_decay=False, e.g. for the short inner loops of the distillers), shuffled mini-batches (x normalised), each
     augmented afresh when `augment` is given. `on_epoch_end(epoch, optimizer)` is called after every epoch.
     Nothing in the loop waits for the device (shuffles and augmentation draws reach it as queued copies), so the
     distillers' inner loops use it as it is. `check_finite`: raise `TrainingDiverged` at the end of the first
     epoch whose loss was not finite (one wait for the device per epoch), so a dead network is never reported
-    as a trained one."""
+    as a trained one. `relabel`: each (augmented) batch's targets are `relabel(batch)` instead of its rows of `y`
+    (a teacher's probabilities: see `distill_core.relabel`)."""
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
     base_lr = float(protocol.lr if lr is None else lr)
@@ -311,7 +315,7 @@ def train_network(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, prot
             xb = x[idx]
             if augment is not None:
                 xb = augment(xb, generator)
-            loss = loss_fn(model(xb), y[idx])
+            loss = loss_fn(model(xb), y[idx] if relabel is None else relabel(xb))
             if finite is not None:
                 finite &= torch.isfinite(loss.detach())
             opt.zero_grad(set_to_none=True)
@@ -400,7 +404,7 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
                      label_loss: str = "auto", on_model_done: Callable[[int, float], None] | None = None,
                      should_stop: Callable[[], bool] | None = None,
                      on_epoch_end: Callable[[int, torch.optim.Optimizer], None] | None = None,
-                     rep_indices: Sequence[int] | None = None) -> EvalResult:
+                     rep_indices: Sequence[int] | None = None, relabel: str = "none") -> EvalResult:
     """Train `reps` freshly initialised networks on the summary; mean ± std of their accuracy on `split`.
 
     `augment="auto"`, the epochs and the learning rate follow `eval_policy(summary.method, dataset.name,
@@ -408,6 +412,8 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
     there is an augmentation). `label_loss`: "auto" | "ce" | "mse" | "soft_ce" (see `resolve_label_loss`).
     Rep r uses seed `seed + r` for its initialisation, batch order and augmentation, so results repeat exactly;
     `rep_indices` trains only those of the `reps` networks (one rank's share, see `evaluate_sharded`).
+    `relabel="teacher"` (summaries labelled by a teacher: rded, random-soft) relabels every augmented batch with
+    that teacher while the network trains, RDED's own evaluation (`distill_core.relabel`); DSA unless forced.
     `details` records everything that decides the figure (augmentation, epochs, lr, architectures, loss, split).
     """
     names = protocol_names()
@@ -421,6 +427,7 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
         raise InvalidInputError(f"epochs must be a positive whole number, got {epochs}")
     if split not in SPLITS:
         raise InvalidInputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    check_relabel(relabel)
     if tuple(summary.images.shape[1:]) != dataset.image_shape:
         raise InvalidInputError(f"the summary's images are {tuple(summary.images.shape[1:])} but {dataset.name} "
                                 f"has {dataset.image_shape}")
@@ -433,12 +440,25 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
         raise InvalidInputError("the summary's labels contain NaN or infinite values")
     dev = resolve_device(device)
     if protocol in CUSTOM_PROTOCOLS:
+        if relabel != "none":
+            raise InvalidInputError(f"relabel={relabel!r} trains networks; the {protocol!r} protocol trains none")
         fn, _ = CUSTOM_PROTOCOLS[protocol]
         return fn(summary, dataset, device=dev, seed=seed, reps=reps, model=model, split=split)
 
     proto = PROTOCOLS[protocol]
     policy = eval_policy(summary.method, dataset.name, protocol)
+    relabeller, relabel_record = None, {"relabel": "none"}
+    if relabel == "teacher":
+        if label_loss not in ("auto", "soft_ce"):
+            raise InvalidInputError(f"relabel='teacher' trains on the teacher's probabilities with soft_ce, "
+                                    f"not {label_loss}")
+        relabeller, relabel_record = teacher_relabeller(summary, dataset, dev)
+        label_loss = "soft_ce"
+        if isinstance(augment, str) and augment == "auto":  # RDED augments every batch before relabelling it
+            augment, relabel_record["augmentation_why"] = "dsa", RELABEL_AUGMENT_WHY
     aug, aug_source = _resolve_augment(augment, policy, dataset.name)
+    if relabel_record.get("augmentation_why"):
+        aug_source = "relabel"
     loss_name = resolve_label_loss(label_loss, summary)
     reps = int(reps or proto.reps)
     if epochs is not None:
@@ -464,7 +484,7 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
         gen = make_generator(seed + r)
         try:
             train_network(net, x, y, proto, n_epochs, gen, augment=aug, should_stop=should_stop, lr=lr,
-                          loss_fn=loss_fn, on_epoch_end=on_epoch_end, check_finite=True)
+                          loss_fn=loss_fn, on_epoch_end=on_epoch_end, check_finite=True, relabel=relabeller)
         except TrainingDiverged as exc:  # its accuracy is what the dead network scores; the record says why
             diverged.append({"network": r, "epoch": exc.epoch})
         accs.append(accuracy(net, x_eval, y_eval))
@@ -491,6 +511,7 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
         "label_loss": loss_name,
         "policy": policy.why,
         "diverged": diverged,
+        **relabel_record,
     }
     return EvalResult(protocol, model, len(accs), float(np.mean(accs)), float(np.std(accs)), accs, seconds,
                       seconds / max(1, len(accs)), details)
@@ -506,17 +527,19 @@ def network_reps(protocol: str, reps: int | None = None) -> int | None:
 
 def evaluate_sharded(dist: "Dist", summary: Summary, dataset: ImageSet, protocol: str = "quick",
                      model: str = "convnet", reps: int | None = None, seed: int = 0,
-                     device: str | torch.device = "auto", split: str = "test") -> EvalResult:
+                     device: str | torch.device = "auto", split: str = "test", relabel: str = "none") -> EvalResult:
     """`evaluate_summary` with its networks spread over the ranks of `dist` (rank r trains networks r, r + N,
     ...; network i is seeded `seed + i` wherever it runs), the accuracies gathered on every rank: the same
     figures as one process. `seconds` is the wall time; `seconds_per_model` the mean training time of one."""
     n = network_reps(protocol, reps)
     if not dist.enabled or n is None:
         return dist.map_items(1, lambda _: evaluate_summary(summary, dataset, protocol, model=model, reps=reps,
-                                                            seed=seed, device=device, split=split), "evaluation")[0]
+                                                            seed=seed, device=device, split=split, relabel=relabel),
+                             "evaluation")[0]
     start = time.perf_counter()
     parts = dist.map_items(n, lambda r: evaluate_summary(summary, dataset, protocol, model=model, reps=n, seed=seed,
-                                                         device=device, split=split, rep_indices=[r]),
+                                                         device=device, split=split, rep_indices=[r],
+                                                         relabel=relabel),
                            "evaluation")
     accs = [p.accs[0] for p in parts]
     details = dict(parts[0].details, diverged=[d for p in parts for d in p.details.get("diverged", [])])
