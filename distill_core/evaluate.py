@@ -28,6 +28,8 @@ Labels: hard labels train with cross-entropy; soft labels of kernel methods (KIP
 FRePo's centred regression targets) with mean-squared error, as the KIP, RFAD and FRePo authors' code does; other
 soft labels with soft cross-entropy (KL divergence to the targets, as DD-Ranking does; tesla's and datm's learned
 labels by name, `SOFT_LABEL_LOSS`). `label_loss` forces one; the record states which was used.
+`relabel="teacher"` replaces rded's and random-soft's fixed labels by their teacher's labels of every augmented
+batch (`distill_core.relabel`), RDED's own evaluation; the record says so.
 """
 from __future__ import annotations
 
