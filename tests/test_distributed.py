@@ -101,6 +101,16 @@ def test_sharded_bench_assembles_the_rows_of_one_process(digits, tiny):
     assert by_cell[("random", 1)].spread == "seeds" and len(by_cell[("random", 1)].seed_runs) == 2
 
 
+def test_sharded_bench_relabels_as_one_process(digits, tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTILL_TEACHERS_DIR", str(tmp_path / "teachers"))
+    kw = dict(steps=None, protocol="tiny", reps=2, device="cpu", profile="fast", split="test", relabel="teacher")
+    one = run_bench(digits, ["random", "random-soft"], [1], seed=0, seeds=1, **kw)
+    items = run_bench_sharded(Dist(), digits, ["random", "random-soft"], [1], [0], **kw)
+    strip = [{k: v for k, v in r.to_dict().items() if k not in TIMING} for r in one]
+    assert strip == [{k: v for k, v in r.to_dict().items() if k not in TIMING} for r in items]
+    assert [r.relabel for r in items] == ["none", "teacher"]
+
+
 class ThreadRanks(Dist):
     """Two ranks as two threads of this process: `all_reduce_sum` adds their tensors (a test stand-in for gloo)."""
 
