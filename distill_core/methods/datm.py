@@ -80,7 +80,7 @@ class DATM(SoftLabelTrajectory):
         return loss <= self.config.threshold
 
     def prepare(self) -> None:
-        if self.config.init == "real" and self.config.init_correct:
+        if self.config.init == "real" and self.config.init_correct:  # init=herding keeps herding's picks as they are
             self._pick_correct_images()
         super().prepare()
 
