@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
@@ -59,6 +60,7 @@ class BenchRow:
     label_loss: str | None = None      # the loss the evaluation trained the labels with (ce, mse, soft_ce)
     diverged: int = 0                  # evaluation networks whose training loss became NaN or infinite
     relabel: str = "none"              # "teacher": the teacher relabelled every augmented batch (rded, random-soft)
+    overrides: dict = field(default_factory=dict)  # settings given on top of the profile (`bench --param`)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,6 +78,25 @@ def relabel_of(summary: Summary, relabel: str) -> str:
     return "teacher" if relabel == "teacher" and (summary.meta or {}).get("soft_labels") == "teacher" else "none"
 
 
+def check_overrides(methods: list[str], overrides: dict[str, Any] | None, dataset_name: str,
+                    profile: str = "fast") -> dict[str, Any]:
+    """Settings to give every method of a bench on top of its profile, checked before any work: each must be a
+    setting of every method (one some rows silently ignored would make the table claim what it did not measure)
+    and a valid value for it."""
+    overrides = dict(overrides or {})
+    if not overrides:
+        return overrides
+    for name in methods:
+        config_cls = get_method(name).Config
+        known = {f.name for f in dataclass_fields(config_cls)}
+        missing = [k for k in overrides if k not in known]
+        if missing:
+            raise InvalidInputError(f"{name} has no setting {', '.join(map(repr, missing))}: a bench's --param must "
+                                    f"be a setting of every method it runs (bench that method on its own)")
+        config_cls.from_overrides(dataset_name, overrides, profile=profile)  # a bad value is refused here
+    return overrides
+
+
 def check_split(split: str) -> str:
     """The split an evaluation reports on: "test" (figures) or "val" (tuning)."""
     if split not in ("test", "val"):
@@ -86,14 +107,16 @@ def check_split(split: str) -> str:
 def run_cell(dataset: ImageSet, name: str, ipc: int, steps: int | None = None, protocol: str = "quick",
              reps: int | None = None, seeds: list[int] | None = None, device: str = "auto", profile: str = "fast",
              split: str = "test", should_stop: Optional[Callable[[], bool]] = None, model: str = "convnet",
-             distilled: dict | None = None, relabel: str = "none") -> BenchRow:
+             distilled: dict | None = None, relabel: str = "none",
+             overrides: dict[str, Any] | None = None) -> BenchRow:
     """Distil and evaluate one (method, IPC) cell once per seed; seed s distils with seed s and is judged by its
     own `model` networks (seeded from `eval_seed(s)`). A cell the method cannot serve gets `error`.
 
     `distilled` (a dict the caller keeps per method and IPC) holds each seed's summary, so the same summaries are
     judged by several models without distilling them again."""
     seeds = [0] if seeds is None else [int(s) for s in seeds]
-    row = BenchRow(name, int(ipc), seeds=seeds, profile=profile, split=split, model=model)
+    row = BenchRow(name, int(ipc), seeds=seeds, profile=profile, split=split, model=model,
+                   overrides=dict(overrides or {}))
     check_split(split)
     distilled = {} if distilled is None else distilled
     try:
@@ -101,7 +124,8 @@ def run_cell(dataset: ImageSet, name: str, ipc: int, steps: int | None = None, p
             if should_stop is not None and should_stop():
                 break
             if s not in distilled:
-                method = create_method(name, dataset, int(ipc), seed=s, device=device, profile=profile)
+                method = create_method(name, dataset, int(ipc), seed=s, device=device, profile=profile,
+                                       overrides=overrides)
                 run = DistillRun(method, steps or default_steps(method))
                 run.run(should_stop=should_stop)
                 distilled[s] = (run.summary(), run.step_index, run.seconds)
@@ -152,12 +176,13 @@ def run_bench(dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int
               on_row: Optional[Callable[[BenchRow], None]] = None,
               should_stop: Optional[Callable[[], bool]] = None, seeds: int = 1, profile: str = "fast",
               split: str = "test", models: list[str] | None = None, dist: Optional["Dist"] = None,
-              relabel: str = "none") -> list[BenchRow]:
+              relabel: str = "none", overrides: dict[str, Any] | None = None) -> list[BenchRow]:
     """Run every (method, ipc) pair over `seeds` distillation seeds (seed, seed + 1, ...), judged by every one of
     `models` (default: convnet alone; one row per model, the summaries distilled once); a pair a method cannot
     serve (e.g. `mean` at IPC 10) gets `error`. With a `dist` of several ranks the work is spread over them
     (`run_bench_sharded`); the rows are the same. `relabel="teacher"`: teacher-labelled rows (rded, random-soft)
-    are evaluated with the teacher relabelling every augmented batch (`distill_core.relabel`)."""
+    are evaluated with the teacher relabelling every augmented batch (`distill_core.relabel`). `overrides`:
+    settings every method gets on top of its profile (each must be a setting of every method)."""
     check_profile(profile)
     check_split(split)
     check_relabel(relabel)
@@ -166,10 +191,11 @@ def run_bench(dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int
     models = check_models(models)
     for name in methods:  # unknown names fail before any work is done
         get_method(name)
+    overrides = check_overrides(methods, overrides, dataset.name, profile)
     seed_list = list(range(int(seed), int(seed) + seeds))
     if dist is not None and dist.enabled:
         rows = run_bench_sharded(dist, dataset, methods, ipcs, seed_list, steps, protocol, reps, device, profile,
-                                 split, models, relabel)
+                                 split, models, relabel, overrides)
         for row in rows:
             if on_row is not None:
                 on_row(row)
@@ -182,7 +208,8 @@ def run_bench(dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int
                 if should_stop is not None and should_stop():
                     return rows
                 row = run_cell(dataset, name, int(ipc), steps, protocol, reps, seed_list, device, profile, split,
-                               should_stop, model=model, distilled=distilled, relabel=relabel)
+                               should_stop, model=model, distilled=distilled, relabel=relabel,
+                               overrides=overrides)
                 rows.append(row)
                 if on_row is not None:
                     on_row(row)
@@ -213,19 +240,21 @@ class _Evaluated:
 def run_bench_sharded(dist: "Dist", dataset: ImageSet, methods: list[str], ipcs: list[int], seeds: list[int],
                       steps: int | None = None, protocol: str = "quick", reps: int | None = None,
                       device: str | Any = "auto", profile: str = "fast", split: str = "test",
-                      models: list[str] | None = None, relabel: str = "none") -> list[BenchRow]:
+                      models: list[str] | None = None, relabel: str = "none",
+                      overrides: dict[str, Any] | None = None) -> list[BenchRow]:
     """`run_bench` over the ranks of `dist`, in two rounds of work items spread r, r + N, ...: first every
     (method, IPC, seed) distillation, then every evaluation network of every distilled summary (network i of
     seed s seeded `eval_seed(s) + i`, wherever it runs, for every model). The rows, on every rank, equal one process's
     (`distill_seconds` and `eval_seconds` sum the ranks' compute time)."""
     models = check_models(models)
+    overrides = check_overrides(methods, overrides, dataset.name, profile)
     cells = [(name, int(ipc)) for name in methods for ipc in ipcs]
     jobs = [(c, s) for c in range(len(cells)) for s in seeds]
 
     def distil(i: int) -> _Distilled:
         (name, ipc), s = cells[jobs[i][0]], jobs[i][1]
         try:
-            method = create_method(name, dataset, ipc, seed=s, device=device, profile=profile)
+            method = create_method(name, dataset, ipc, seed=s, device=device, profile=profile, overrides=overrides)
             run = DistillRun(method, steps or default_steps(method))
             run.run()
             return _Distilled(run.summary(), run.step_index, run.seconds)
@@ -260,7 +289,8 @@ def run_bench_sharded(dist: "Dist", dataset: ImageSet, methods: list[str], ipcs:
         evaluated.setdefault((job, model), []).append(result)
     rows = []
     for (c, (name, ipc)), model in ((cell, m) for cell in enumerate(cells) for m in models):
-        row = BenchRow(name, ipc, seeds=list(seeds), profile=profile, split=split, model=model)
+        row = BenchRow(name, ipc, seeds=list(seeds), profile=profile, split=split, model=model,
+                       overrides=dict(overrides))
         for s in seeds:
             d = distilled[(c, s)]
             if d.error is not None:

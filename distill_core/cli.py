@@ -364,7 +364,7 @@ def _bench_rows(args: argparse.Namespace, protocol: str) -> tuple[Any, list[Any]
         rows = run_bench(dataset, args.methods, args.ipc, steps=args.steps, protocol=protocol,
                          reps=args.eval_reps, seed=args.seed, device=device, on_row=lambda r: bar.update(1),
                          seeds=args.seeds, profile=args.profile, split=args.split, models=models, dist=dist,
-                         relabel=args.relabel)
+                         relabel=args.relabel, overrides=_parse_params(getattr(args, "param", None), None))
     finally:
         bar.close()
     return dataset, rows, device, round(time.perf_counter() - start, 2)
@@ -381,14 +381,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     dataset, rows, device, seconds = _bench_rows(args, args.eval)
     models = check_models(args.models)
+    overrides = _parse_params(args.param, None)
     payload = {"dataset": dataset.name, "protocol": args.eval, "ipcs": args.ipc, "device": device.type,
-               "profile": args.profile, "split": args.split, "seeds": args.seeds, "seconds": seconds,
+               "profile": args.profile, "overrides": overrides, "split": args.split, "seeds": args.seeds,
+               "seconds": seconds,
                "world_size": _dist(args).world_size, "models": models, "rows": [r.to_dict() for r in rows]}
     _write_out(args.out, payload)
     table = markdown_table(rows, args.ipc) if models == ["convnet"] else cross_arch_table(rows, models)
     spread = f"mean ± std over {args.seeds} seeds" if args.seeds > 1 else "mean ± std over the evaluation networks"
     timing = "distill + eval seconds" if models == ["convnet"] else "columns: evaluating models"
-    _emit(args, payload, f"{dataset.name}, protocol {args.eval}, profile {args.profile}, {args.split} split "
+    settings = "".join(f", {k}={v}" for k, v in overrides.items())
+    _emit(args, payload, f"{dataset.name}, protocol {args.eval}, profile {args.profile}{settings}, {args.split} split "
                          f"(accuracy %, {spread}; {timing})\n\n{table}")
     return 0
 
@@ -543,6 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="methods × IPCs on one dataset, one protocol; a markdown table")
     cells(p, "quick", "evaluation protocol")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="a setting every method of the bench gets on top of its profile (repeatable; it must be a "
+                        "setting of every method, e.g. --methods kip dm --param init=herding)")
     p.add_argument("--models", nargs="+", default=None, metavar="MODEL",
                    help="evaluating architectures (default convnet); several give a cross-architecture table: "
                         "convnet mlp lenet alexnet vgg11 resnet18")

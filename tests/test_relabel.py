@@ -94,3 +94,4 @@ def test_bench_relabels_the_teacher_rows_only_and_says_so(digits):
     assert plain[0].relabel == "none" and "relabelled" not in soft_note(plain)
     assert plain[0].accs != by["random-soft"].accs
     assert "random-soft" in markdown_table(rows, [1])
+
