@@ -58,11 +58,15 @@ with st.form("benchmark.form", border=True):
                             key="benchmark.protocol")
     reps = int(c5.number_input("Networks per result", 1, 10, 2, key="benchmark.reps"))
     seed = int(c6.number_input("Seed", 0, 2 ** 31 - 1, 0, key="benchmark.seed"))
+    relabel = st.checkbox("Teacher relabelling (rded, random-soft)", key="benchmark.relabel",
+                          help="RDED's own evaluation: the teacher labels every augmented batch while each network "
+                               "trains, instead of the one fixed soft label per image; other methods are unchanged")
     submitted = st.form_submit_button("Start", type="primary", disabled=running, icon=":material/play_arrow:")
 
 if submitted and not running:
     with guard("The benchmark could not start"):
-        slot.job = BenchJob(ds, methods, ipcs, steps=steps, protocol=protocol, reps=reps, seed=seed).start()
+        slot.job = BenchJob(ds, methods, ipcs, steps=steps, protocol=protocol, reps=reps, seed=seed,
+                            relabel="teacher" if relabel else "none").start()
         st.rerun()
 
 if slot.job is None:

@@ -19,6 +19,7 @@ from .bench import BenchRow, run_bench
 from .data import ImageSet
 from .errors import DistillError, InvalidInputError, RunFormatError
 from .job_slots import _bound_threads, _release, _reserve
+from .relabel import check_relabel
 from .runs import default_runs_dir
 
 _MAX_FILE_BYTES = 20 * 2 ** 20
@@ -142,13 +143,16 @@ class BenchJob:
     """`run_bench` in a daemon thread; rows appear as they finish; `stop()` ends it between steps."""
 
     def __init__(self, dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int | None = None,
-                 protocol: str = "quick", reps: int | None = None, seed: int = 0, device: str = "auto"):
+                 protocol: str = "quick", reps: int | None = None, seed: int = 0, device: str = "auto",
+                 relabel: str = "none"):
+        check_relabel(relabel)
         if not methods:
             raise InvalidInputError("choose at least one method to benchmark")
         if not ipcs or any(isinstance(i, bool) or int(i) < 1 for i in ipcs):
             raise InvalidInputError("choose at least one IPC (a positive whole number)")
         self.dataset, self.methods, self.ipcs = dataset, list(methods), sorted({int(i) for i in ipcs})
-        self.kwargs = {"steps": steps, "protocol": protocol, "reps": reps, "seed": seed, "device": device}
+        self.kwargs = {"steps": steps, "protocol": protocol, "reps": reps, "seed": seed, "device": device,
+                       "relabel": relabel}
         self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()

@@ -67,3 +67,17 @@ def test_bench_job_runs_and_stops(digits):
     assert job.state().status in ("stopped", "finished") and len(job.state().rows) < 3
     bad = BenchJob(digits, ["no-such-method"], [1]).start()
     assert bad.join(30) and bad.state().status == "failed" and "unknown method" in bad.state().error
+    with pytest.raises(DistillError, match="relabel must be one of"):
+        BenchJob(digits, ["random"], [1], relabel="student")
+
+
+def test_bench_job_relabels_the_teacher_rows_and_the_table_says_so(digits, tmp_path, monkeypatch):
+    from ui.bench_view import table_rows
+
+    monkeypatch.setenv("DISTILL_TEACHERS_DIR", str(tmp_path / "teachers"))
+    job = BenchJob(digits, ["random", "random-soft"], [1], reps=1, relabel="teacher").start()
+    assert job.join(240)
+    state = job.state()
+    assert state.status == "finished", state.error
+    assert [r["relabel"] for r in state.rows] == ["none", "teacher"]
+    assert [r["note"] for r in table_rows(state.payload)] == ["", "teacher relabelling"]

@@ -74,7 +74,7 @@ def table_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
                     "accuracy %": None if acc is None else round(100 * acc, 2),
                     "± std": None if std is None else round(100 * std, 2), "models": r.get("reps"),
                     "steps": r.get("steps"), "distill s": r.get("distill_seconds"), "eval s": r.get("eval_seconds"),
-                    "note": r.get("error") or ""})
+                    "note": r.get("error") or ("teacher relabelling" if r.get("relabel") == "teacher" else "")})
     return out
 
 
