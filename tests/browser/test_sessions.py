@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from browserkit import assert_no_exception, click, open_app, progress_text, set_number
 
@@ -49,7 +50,10 @@ def _start_until_running(page, timeout_s: float = 60) -> float:
     start = page.get_by_role("button", name=re.compile(r"^\W*Start\W*$"))
     while time.monotonic() - t0 < timeout_s:
         if start.is_enabled():
-            start.click()
+            try:  # the page may rerun between the check and the click and disable the button for a moment
+                start.click(timeout=5_000)
+            except PlaywrightTimeout:
+                continue
         for _ in range(10):
             page.wait_for_timeout(300)
             if _running(page):
