@@ -469,7 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="evaluate on the test split (reported figures) or the validation split (tuning)")
 
     def relabel_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--relabel", default="none", choices=("none", "teacher"),
+        from .relabel import RELABEL_MODES
+
+        p.add_argument("--relabel", default="none", choices=RELABEL_MODES,
                        help="teacher: summaries labelled by a teacher (rded, random-soft) are evaluated with the "
                             "teacher relabelling every augmented batch, RDED's own evaluation; other rows unchanged")
 

@@ -262,15 +262,11 @@ INIT_CHOICES = ("real", "herding", "noise")
 
 
 def herding_pick(dataset: ImageSet, ipc: int) -> torch.Tensor:
-    """The `herding` baseline's picks in pixel space: `ipc` training indices per class, classes in order."""
-    from .selectors import herding_order  # imported late: selectors builds on this module
+    """The `herding` baseline's picks in pixel space (that method itself, so the two cannot drift apart): `ipc`
+    training indices per class, classes in order."""
+    from .selectors import Herding  # imported late: selectors builds on this module
 
-    picks = []
-    for c in range(dataset.num_classes):
-        idx = dataset.class_indices(c)
-        feats = dataset.x_train[idx].reshape(len(idx), -1).numpy()
-        picks.append(idx[torch.from_numpy(herding_order(feats, ipc))])
-    return torch.cat(picks)
+    return torch.as_tensor(Herding(dataset, ipc).summary().meta["indices"], dtype=torch.long)
 
 
 def initial_pick(dataset: ImageSet, ipc: int, init: str, generator: torch.Generator) -> torch.Tensor | None:
