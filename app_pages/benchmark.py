@@ -5,11 +5,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from distill_core.bench_results import BenchJob, list_bench, load_bench, save_bench
-from distill_core.evaluate import protocol_names
+from distill_core.bench_results import SPLIT_WORDS, BenchJob, list_bench, load_bench, save_bench
+from distill_core.evaluate import SPLITS, protocol_names
 from distill_core.methods import METHODS, by_family, family_label
+from distill_core.models import MODELS
+from distill_core.profiles import PROFILES
 from distill_core.runs import default_runs_dir
 from ui import bench_view, state
+from ui.distill_view import profile_label
 from ui.errors import guard
 
 IPC_CHOICES = (1, 2, 5, 10, 20, 50)
@@ -51,13 +54,26 @@ with st.form("benchmark.form", border=True):
     ipcs = c2.multiselect("IPCs", [i for i in IPC_CHOICES if i <= smallest], default=[1, 5] if smallest >= 5 else [1],
                           key="benchmark.ipcs")
     c3, c4, c5, c6 = st.columns(4)
-    steps = int(c3.number_input("Steps (distillers)", 1, 100_000, 50, key="benchmark.steps",
-                                help="optimisation steps of each distiller; selectors ignore it"))
+    steps = int(c3.number_input("Steps (distillers)", 0, 100_000, 50, key="benchmark.steps",
+                                help="optimisation steps of each distiller (selectors ignore it); 0: each "
+                                     "distiller's own number of steps in the chosen profile, as the README's "
+                                     "figures use"))
     protocols = protocol_names()
     protocol = c4.selectbox("Evaluation", protocols, index=protocols.index("quick") if "quick" in protocols else 0,
                             key="benchmark.protocol")
-    reps = int(c5.number_input("Networks per result", 1, 10, 2, key="benchmark.reps"))
-    seed = int(c6.number_input("Seed", 0, 2 ** 31 - 1, 0, key="benchmark.seed"))
+    reps = int(c5.number_input("Networks per seed", 1, 10, 2, key="benchmark.reps"))
+    seed = int(c6.number_input("First seed", 0, 2 ** 31 - 1, 0, key="benchmark.seed"))
+    c7, c8, c9, c10 = st.columns(4)
+    seeds = int(c7.number_input("Seeds", 1, 10, 1, key="benchmark.seeds",
+                                help="distillation seeds (first seed, first + 1, ...); with several, each result "
+                                     "is the mean ± std over them, as the field reports"))
+    profile = c8.selectbox("Profile", PROFILES, key="benchmark.profile", format_func=profile_label)
+    split = c9.selectbox("Split", SPLITS, key="benchmark.split", format_func=lambda s: SPLIT_WORDS[s],
+                         help="validation: for choosing settings (carved from the training split, which no method "
+                              "sees); test: for reporting figures")
+    models = c10.multiselect("Judged by", list(MODELS), default=["convnet"], key="benchmark.models",
+                             help="the evaluating architectures; several give a cross-architecture table (each "
+                                  "summary is distilled once)")
     relabel = st.checkbox("Teacher relabelling (rded, random-soft)", key="benchmark.relabel",
                           help="RDED's own evaluation: the teacher labels every augmented batch while each network "
                                "trains, instead of the one fixed soft label per image; other methods are unchanged")
@@ -65,8 +81,9 @@ with st.form("benchmark.form", border=True):
 
 if submitted and not running:
     with guard("The benchmark could not start"):
-        slot.job = BenchJob(ds, methods, ipcs, steps=steps, protocol=protocol, reps=reps, seed=seed,
-                            relabel="teacher" if relabel else "none").start()
+        slot.job = BenchJob(ds, methods, ipcs, steps=steps or None, protocol=protocol, reps=reps, seed=seed,
+                            relabel="teacher" if relabel else "none", seeds=seeds, profile=profile, split=split,
+                            models=models).start()
         st.rerun()
 
 if slot.job is None:

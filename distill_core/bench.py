@@ -320,7 +320,7 @@ def check_models(models: list[str] | None) -> list[str]:
     if models is None:
         return ["convnet"]
     if not models:
-        raise InvalidInputError("name at least one model")
+        raise InvalidInputError("choose at least one evaluating model")
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise InvalidInputError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")

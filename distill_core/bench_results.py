@@ -15,10 +15,11 @@ from typing import Any
 
 
 from .atomic import write_text_atomically
-from .bench import BenchRow, run_bench
+from .bench import BenchRow, check_models, check_split, run_bench
 from .data import ImageSet
 from .errors import DistillError, InvalidInputError, RunFormatError
 from .job_slots import _bound_threads, _release, _reserve
+from .profiles import check_profile
 from .relabel import check_relabel
 from .runs import default_runs_dir
 
@@ -31,9 +32,10 @@ def bench_dir(runs_dir: str | os.PathLike | None = None) -> Path:
 
 
 def bench_payload(dataset: str, protocol: str, ipcs: list[int], device: str, seconds: float,
-                  rows: list[BenchRow] | list[dict]) -> dict[str, Any]:
-    """The same JSON object `python -m distill_core bench --json/--out` writes."""
-    return {"dataset": dataset, "protocol": protocol, "ipcs": [int(i) for i in ipcs], "device": device,
+                  rows: list[BenchRow] | list[dict], **settings: Any) -> dict[str, Any]:
+    """The JSON object `python -m distill_core bench --json/--out` writes (and the app saves): the bench's
+    `settings` (profile, split, seeds, models, overrides, ...) sit beside the rows, each row also carrying its own."""
+    return {"dataset": dataset, "protocol": protocol, "ipcs": [int(i) for i in ipcs], "device": device, **settings,
             "seconds": round(float(seconds), 2),
             "rows": [r.to_dict() if isinstance(r, BenchRow) else dict(r) for r in rows]}
 
@@ -111,14 +113,37 @@ def list_bench(runs_dir: str | os.PathLike | None = None) -> list[dict[str, Any]
     return sorted(rows, key=lambda r: r["mtime"], reverse=True)
 
 
+def row_models(payload: dict[str, Any]) -> list[str]:
+    """The evaluating architectures of a bench's rows, in order of appearance (rows without one: convnet)."""
+    return list(dict.fromkeys(str(r.get("model") or "convnet") for r in payload.get("rows", [])))
+
+
 def curves(payload: dict[str, Any]) -> dict[str, list[tuple[int, float, float]]]:
-    """Per method, its (ipc, acc_mean, acc_std) points sorted by ipc (rows with an error or no accuracy left out)."""
+    """Per line, its (ipc, acc_mean, acc_std) points sorted by ipc (rows with an error or no accuracy left out).
+    A line is a method; when the rows were judged by several architectures, a (method, architecture) pair named
+    "method · model", so no line mixes two architectures."""
+    several = len(row_models(payload)) > 1
     out: dict[str, list[tuple[int, float, float]]] = {}
     for r in payload.get("rows", []):
         if r.get("error") or r.get("acc_mean") is None:
             continue
-        out.setdefault(r["method"], []).append((int(r["ipc"]), float(r["acc_mean"]), float(r.get("acc_std") or 0.0)))
+        line = f"{r['method']} · {r.get('model') or 'convnet'}" if several else r["method"]
+        out.setdefault(line, []).append((int(r["ipc"]), float(r["acc_mean"]), float(r.get("acc_std") or 0.0)))
     return {m: sorted(v) for m, v in out.items()}
+
+
+SPLIT_WORDS = {"test": "test", "val": "validation"}
+
+
+def accuracy_label(payload: dict[str, Any]) -> str:
+    """What the bench's accuracies are: "test accuracy" or "validation accuracy" (from the rows' split, else the
+    payload's; rows from before splits existed are test figures), "accuracy" if the rows disagree."""
+    rows = payload.get("rows", [])
+    splits = {str(r.get("split") or payload.get("split") or "test") for r in rows} or {payload.get("split") or "test"}
+    if len(splits) != 1:
+        return "accuracy"
+    split = splits.pop()
+    return f"{SPLIT_WORDS.get(split, split)} accuracy"
 
 
 # ------------------------------------------------------------------------------------------- job
@@ -144,15 +169,22 @@ class BenchJob:
 
     def __init__(self, dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int | None = None,
                  protocol: str = "quick", reps: int | None = None, seed: int = 0, device: str = "auto",
-                 relabel: str = "none"):
+                 relabel: str = "none", seeds: int = 1, profile: str = "fast", split: str = "test",
+                 models: list[str] | None = None):
         check_relabel(relabel)
+        check_profile(profile)
+        check_split(split)
+        models = check_models(models)
         if not methods:
             raise InvalidInputError("choose at least one method to benchmark")
         if not ipcs or any(isinstance(i, bool) or int(i) < 1 for i in ipcs):
             raise InvalidInputError("choose at least one IPC (a positive whole number)")
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            raise InvalidInputError(f"seeds must be a positive whole number, got {seeds!r}")
         self.dataset, self.methods, self.ipcs = dataset, list(methods), sorted({int(i) for i in ipcs})
+        self.models = models
         self.kwargs = {"steps": steps, "protocol": protocol, "reps": reps, "seed": seed, "device": device,
-                       "relabel": relabel}
+                       "relabel": relabel, "seeds": seeds, "profile": profile, "split": split, "models": models}
         self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -211,5 +243,9 @@ class BenchJob:
             device = resolve_device(self.kwargs["device"]).type
         except DistillError:
             device = str(self.kwargs["device"])
-        payload = bench_payload(self.dataset.name, self.kwargs["protocol"], self.ipcs, device, seconds, rows)
-        return BenchState(status, rows, len(self.methods) * len(self.ipcs), seconds, error, payload)
+        k = self.kwargs
+        payload = bench_payload(self.dataset.name, k["protocol"], self.ipcs, device, seconds, rows,
+                                profile=k["profile"], split=k["split"], seeds=k["seeds"], models=self.models,
+                                relabel=k["relabel"])
+        return BenchState(status, rows, len(self.methods) * len(self.ipcs) * len(self.models), seconds, error,
+                          payload)

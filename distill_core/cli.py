@@ -378,14 +378,14 @@ def _write_out(path: str | None, payload: dict) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import check_models, cross_arch_table, markdown_table
+    from .bench_results import bench_payload
 
     dataset, rows, device, seconds = _bench_rows(args, args.eval)
     models = check_models(args.models)
     overrides = _parse_params(args.param, None)
-    payload = {"dataset": dataset.name, "protocol": args.eval, "ipcs": args.ipc, "device": device.type,
-               "profile": args.profile, "overrides": overrides, "split": args.split, "seeds": args.seeds,
-               "seconds": seconds,
-               "world_size": _dist(args).world_size, "models": models, "rows": [r.to_dict() for r in rows]}
+    payload = bench_payload(dataset.name, args.eval, args.ipc, device.type, seconds, rows, profile=args.profile,
+                            overrides=overrides, split=args.split, seeds=args.seeds, models=models,
+                            relabel=args.relabel, world_size=_dist(args).world_size)
     _write_out(args.out, payload)
     table = markdown_table(rows, args.ipc) if models == ["convnet"] else cross_arch_table(rows, models)
     spread = f"mean ± std over {args.seeds} seeds" if args.seeds > 1 else "mean ± std over the evaluation networks"

@@ -144,6 +144,8 @@ def test_benchmark_page_runs_saves_and_reopens(runs_dir):
     at.multiselect(key="benchmark.methods").set_value(["random"])
     at.multiselect(key="benchmark.ipcs").set_value([1, 2])
     at.number_input(key="benchmark.reps").set_value(1)
+    at.number_input(key="benchmark.seeds").set_value(2)
+    at.selectbox(key="benchmark.split").set_value("val")
     at.button[0].click().run()  # the form's Start button
     _clean(at)
     deadline = time.time() + 240
@@ -157,11 +159,15 @@ def test_benchmark_page_runs_saves_and_reopens(runs_dir):
     assert texts and texts[0].startswith("finished: 2/2"), texts
     rows = at.dataframe[0].value
     assert list(rows["IPC"]) == [1, 2] and rows["accuracy %"].between(0, 100).all()
-    assert len(at.get("plotly_chart")) == 1
+    assert list(rows["seeds"]) == [2, 2]
+    assert any("validation split" in c.value and "2 distillation seeds" in c.value for c in at.caption)
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert fig["layout"]["yaxis"]["title"]["text"] == "validation accuracy (%)"
     at.button(key="benchmark.save").click().run()
     _clean(at)
     saved = list((runs_dir / "bench").glob("*.json"))
-    assert len(saved) == 1 and json.loads(saved[0].read_text())["rows"][0]["method"] == "random"
+    saved_payload = json.loads(saved[0].read_text()) if len(saved) == 1 else {}
+    assert saved_payload["rows"][0]["method"] == "random" and saved_payload["split"] == "val"
     at.session_state["benchmark.source"] = "Open saved results"
     at.run()
     _clean(at)
@@ -185,6 +191,20 @@ def test_benchmark_page_opens_cli_results_and_reports_bad_files(runs_dir):
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert fig["data"][0]["name"] == "random" and fig["data"][0]["y"] == [50.0, 80.0]
     assert "makes at most" in " ".join(at.dataframe[0].value["note"])
+    assert fig["layout"]["yaxis"]["title"]["text"] == "test accuracy (%)"
+    # a cross-architecture result on the validation split: one line per method and model, named so
+    cross = bench_payload("digits", "quick", [1], "cpu", 3.0, [
+        {"method": "random", "ipc": 1, "model": m, "split": "val", "acc_mean": a, "acc_std": 0.0, "reps": 1}
+        for m, a in (("convnet", 0.5), ("mlp", 0.4))], split="val", models=["convnet", "mlp"])
+    save_bench(cross, runs_dir / "bench" / "c-cross.json")
+    at.run()
+    at.selectbox(key="benchmark.saved").set_value("c-cross.json")
+    at.run()
+    _clean(at)
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [t["name"] for t in fig["data"]] == ["random · convnet", "random · mlp"]
+    assert fig["layout"]["yaxis"]["title"]["text"] == "validation accuracy (%)"
+    assert list(at.dataframe[0].value["model"]) == ["convnet", "mlp"]
     at.selectbox(key="benchmark.saved").set_value("b-broken.json")
     at.run()
     assert not at.exception

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from distill_core.bench_results import (BenchJob, bench_dir, bench_payload, curves, list_bench, load_bench,
-                                        save_bench, validate_payload)
+from distill_core.bench_results import (BenchJob, accuracy_label, bench_dir, bench_payload, curves, list_bench,
+                                        load_bench, save_bench, validate_payload)
 from distill_core.errors import DistillError, RunFormatError
 
 
@@ -81,3 +81,42 @@ def test_bench_job_relabels_the_teacher_rows_and_the_table_says_so(digits, tmp_p
     assert state.status == "finished", state.error
     assert [r["relabel"] for r in state.rows] == ["none", "teacher"]
     assert [r["note"] for r in table_rows(state.payload)] == ["", "teacher relabelling"]
+
+
+def test_curves_keep_architectures_apart_and_the_label_names_the_split():
+    from ui.bench_view import settings_line, table_rows
+
+    rows = [{"method": "dm", "ipc": i, "model": m, "split": "val", "acc_mean": a, "acc_std": 0.01, "seeds": [0, 1]}
+            for i, m, a in [(1, "convnet", 0.7), (10, "convnet", 0.8), (1, "mlp", 0.6), (10, "mlp", 0.65)]]
+    payload = bench_payload("digits", "quick", [1, 10], "cpu", 1.0, rows, split="val", seeds=2,
+                            models=["convnet", "mlp"], profile="fast")
+    assert curves(payload) == {"dm · convnet": [(1, 0.7, 0.01), (10, 0.8, 0.01)],
+                               "dm · mlp": [(1, 0.6, 0.01), (10, 0.65, 0.01)]}
+    assert accuracy_label(payload) == "validation accuracy"
+    table = table_rows(payload)
+    assert [r["model"] for r in table] == ["convnet", "convnet", "mlp", "mlp"] and table[0]["seeds"] == 2
+    line = settings_line(payload)
+    assert "validation split" in line and "2 distillation seeds (± over seeds)" in line and "convnet, mlp" in line
+    # one architecture: lines are methods, no model column; rows without a split are test figures (older files)
+    single = bench_payload("digits", "quick", [1], "cpu", 1.0, [{"method": "dm", "ipc": 1, "acc_mean": 0.7}])
+    assert list(curves(single)) == ["dm"] and "model" not in table_rows(single)[0]
+    assert accuracy_label(single) == "test accuracy" and settings_line(single).startswith("test split")
+    mixed = bench_payload("digits", "quick", [1], "cpu", 1.0, [{"method": "a", "ipc": 1, "split": "val"},
+                                                                 {"method": "b", "ipc": 1, "split": "test"}])
+    assert accuracy_label(mixed) == "accuracy"
+
+
+def test_bench_job_takes_seeds_split_profile_and_models(digits, tmp_path):
+    for bad, match in [({"seeds": 0}, "seeds"), ({"split": "train"}, "split"), ({"profile": "slow"}, "profile"),
+                       ({"models": []}, "at least one evaluating model"), ({"models": ["vit"]}, "unknown model")]:
+        with pytest.raises(DistillError, match=match):
+            BenchJob(digits, ["random"], [1], **bad)
+    job = BenchJob(digits, ["random"], [1], reps=1, seeds=2, split="val", models=["convnet", "mlp"]).start()
+    assert job.join(240)
+    state = job.state()
+    assert state.status == "finished", state.error
+    assert state.total == 2 and [r["model"] for r in state.rows] == ["convnet", "mlp"]
+    assert all(r["split"] == "val" and r["seeds"] == [0, 1] and r["spread"] == "seeds" for r in state.rows)
+    assert {k: state.payload[k] for k in ("split", "seeds", "models", "profile")} == \
+        {"split": "val", "seeds": 2, "models": ["convnet", "mlp"], "profile": "fast"}
+    assert load_bench(save_bench(state.payload, runs_dir=tmp_path))["split"] == "val"

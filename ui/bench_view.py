@@ -7,7 +7,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from distill_core.bench_results import BenchJob, curves
+from distill_core.bench_results import SPLIT_WORDS, BenchJob, accuracy_label, curves, row_models
 from ui.maps import class_color
 
 _log = logging.getLogger("distill_lab.app")
@@ -46,7 +46,8 @@ def session_slot() -> BenchSlot:
 
 
 def accuracy_figure(payload: dict[str, Any], height: int = 420) -> go.Figure | None:
-    """Test accuracy (%) against IPC, one line per method, error bars = std over the evaluation networks."""
+    """Accuracy (%) on the bench's split against IPC, one line per method (per method and architecture when several
+    judged), error bars = the rows' std (over seeds when there are several, else over the evaluation networks)."""
     lines = curves(payload)
     if not lines:
         return None
@@ -61,25 +62,60 @@ def accuracy_figure(payload: dict[str, Any], height: int = 420) -> go.Figure | N
                                  x=0, font=dict(size=14)),
                       xaxis=dict(title="images per class (IPC)", type="log" if len(ipcs) > 1 and
                                  ipcs[-1] / max(1, ipcs[0]) >= 10 else "linear", tickvals=ipcs),
-                      yaxis=dict(title="test accuracy (%)"), uirevision="bench")
+                      yaxis=dict(title=f"{accuracy_label(payload)} (%)"), uirevision="bench")
     return fig
 
 
+def _row_note(r: dict[str, Any]) -> str:
+    notes = [r.get("error") or ""]
+    if r.get("relabel") == "teacher":
+        notes.append("teacher relabelling")
+    if r.get("diverged"):
+        notes.append(f"{r['diverged']} network(s) diverged")
+    return "; ".join(n for n in notes if n)
+
+
 def table_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """One display row per (method, IPC)."""
+    """One display row per (method, IPC) — and architecture, with a "model" column, when several judged. "seeds":
+    the distillation seeds of the row; its ± std is over them when there are several, else over its networks."""
+    several = len(row_models(payload)) > 1
     out = []
     for r in payload.get("rows", []):
         acc, std = r.get("acc_mean"), r.get("acc_std")
-        out.append({"method": r.get("method"), "IPC": r.get("ipc"),
-                    "accuracy %": None if acc is None else round(100 * acc, 2),
-                    "± std": None if std is None else round(100 * std, 2), "models": r.get("reps"),
+        row = {"method": r.get("method"), "IPC": r.get("ipc")}
+        if several:
+            row["model"] = r.get("model") or "convnet"
+        seeds = r.get("seeds") or []
+        row.update({"accuracy %": None if acc is None else round(100 * acc, 2),
+                    "± std": None if std is None else round(100 * std, 2),
+                    "seeds": len(seeds) if seeds else 1, "networks per seed": r.get("reps"),
                     "steps": r.get("steps"), "distill s": r.get("distill_seconds"), "eval s": r.get("eval_seconds"),
-                    "note": r.get("error") or ("teacher relabelling" if r.get("relabel") == "teacher" else "")})
+                    "note": _row_note(r)})
+        out.append(row)
     return out
 
 
+def settings_line(payload: dict[str, Any]) -> str:
+    """One line naming what the figures are: split, profile, seeds (and what ± is over), architectures."""
+    rows = payload.get("rows", [])
+    split = payload.get("split") or next((r.get("split") for r in rows if r.get("split")), "test")
+    profile = payload.get("profile") or next((r.get("profile") for r in rows if r.get("profile")), None)
+    seeds = payload.get("seeds") or max((len(r.get("seeds") or []) for r in rows), default=1) or 1
+    parts = [f"{SPLIT_WORDS.get(split, split)} split"]
+    if profile:
+        parts.append(f"profile {profile}")
+    parts.append(f"{seeds} distillation seed{'s' if seeds != 1 else ''} (± over seeds)" if seeds > 1
+                 else "one distillation seed (± over its evaluation networks)")
+    parts.append("judged by " + ", ".join(row_models(payload) or ["convnet"]))
+    settings = payload.get("overrides") or {}
+    if settings:
+        parts.append("settings " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    return " · ".join(parts)
+
+
 def show_results(payload: dict[str, Any], key: str) -> None:
-    """The figure and the table of one bench result."""
+    """The figure and the table of one bench result, under a line saying what the figures are."""
+    st.caption(settings_line(payload))
     fig = accuracy_figure(payload)
     if fig is not None:
         st.plotly_chart(fig, key=f"{key}.fig", width="stretch")
