@@ -5,6 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from distill_core.bench import parse_settings
 from distill_core.bench_results import SPLIT_WORDS, BenchJob, list_bench, load_bench, save_bench
 from distill_core.evaluate import SPLITS, protocol_names
 from distill_core.methods import METHODS, by_family, family_label
@@ -74,6 +75,11 @@ with st.form("benchmark.form", border=True):
     models = c10.multiselect("Judged by", list(MODELS), default=["convnet"], key="benchmark.models",
                              help="the evaluating architectures; several give a cross-architecture table (each "
                                   "summary is distilled once)")
+    settings = st.text_input("Settings for every method (optional)", key="benchmark.settings",
+                             placeholder="e.g. init=herding, lr=0.3",
+                             help="KEY=VALUE pairs given to every chosen method on top of its profile, as `bench "
+                                  "--param` does; each must be a setting of every chosen method (they are checked "
+                                  "before anything runs)")
     relabel = st.checkbox("Teacher relabelling (rded, random-soft)", key="benchmark.relabel",
                           help="RDED's own evaluation: the teacher labels every augmented batch while each network "
                                "trains, instead of the one fixed soft label per image; other methods are unchanged")
@@ -83,7 +89,7 @@ if submitted and not running:
     with guard("The benchmark could not start"):
         slot.job = BenchJob(ds, methods, ipcs, steps=steps or None, protocol=protocol, reps=reps, seed=seed,
                             relabel="teacher" if relabel else "none", seeds=seeds, profile=profile, split=split,
-                            models=models).start()
+                            models=models, overrides=parse_settings(settings)).start()
         st.rerun()
 
 if slot.job is None:

@@ -78,6 +78,23 @@ def relabel_of(summary: Summary, relabel: str) -> str:
     return "teacher" if relabel == "teacher" and (summary.meta or {}).get("soft_labels") == "teacher" else "none"
 
 
+def parse_settings(text: str) -> dict[str, str]:
+    """"KEY=VALUE, KEY=VALUE" (commas or new lines between pairs) as a dict of strings — the app's form of `bench
+    --param`; values are converted and checked by `check_overrides`. One clear error for a pair without "=" or a key
+    given twice."""
+    settings: dict[str, str] = {}
+    for pair in (p.strip() for p in str(text or "").replace("\n", ",").split(",")):
+        if not pair:
+            continue
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InvalidInputError(f"a setting is KEY=VALUE (e.g. init=herding), got {pair!r}")
+        if key.strip() in settings:
+            raise InvalidInputError(f"setting {key.strip()!r} is given twice")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
 def check_overrides(methods: list[str], overrides: dict[str, Any] | None, dataset_name: str,
                     profile: str = "fast") -> dict[str, Any]:
     """Settings to give every method of a bench on top of its profile, checked before any work: each must be a
@@ -91,8 +108,9 @@ def check_overrides(methods: list[str], overrides: dict[str, Any] | None, datase
         known = {f.name for f in dataclass_fields(config_cls)}
         missing = [k for k in overrides if k not in known]
         if missing:
-            raise InvalidInputError(f"{name} has no setting {', '.join(map(repr, missing))}: a bench's --param must "
-                                    f"be a setting of every method it runs (bench that method on its own)")
+            raise InvalidInputError(f"{name} has no setting {', '.join(map(repr, missing))}: a bench's settings "
+                                    f"(--param) must be settings of every method it runs (bench that method on its "
+                                    f"own)")
         config_cls.from_overrides(dataset_name, overrides, profile=profile)  # a bad value is refused here
     return overrides
 

@@ -15,10 +15,11 @@ from typing import Any
 
 
 from .atomic import write_text_atomically
-from .bench import BenchRow, check_models, check_split, run_bench
+from .bench import BenchRow, check_models, check_overrides, check_split, run_bench
 from .data import ImageSet
 from .errors import DistillError, InvalidInputError, RunFormatError
 from .job_slots import _bound_threads, _release, _reserve
+from .methods import get_method
 from .profiles import check_profile
 from .relabel import check_relabel
 from .runs import default_runs_dir
@@ -170,7 +171,7 @@ class BenchJob:
     def __init__(self, dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int | None = None,
                  protocol: str = "quick", reps: int | None = None, seed: int = 0, device: str = "auto",
                  relabel: str = "none", seeds: int = 1, profile: str = "fast", split: str = "test",
-                 models: list[str] | None = None):
+                 models: list[str] | None = None, overrides: dict[str, Any] | None = None):
         check_relabel(relabel)
         check_profile(profile)
         check_split(split)
@@ -182,9 +183,13 @@ class BenchJob:
         if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
             raise InvalidInputError(f"seeds must be a positive whole number, got {seeds!r}")
         self.dataset, self.methods, self.ipcs = dataset, list(methods), sorted({int(i) for i in ipcs})
+        for name in self.methods:  # unknown names fail here, before the job takes a slot
+            get_method(name)
         self.models = models
+        overrides = check_overrides(self.methods, overrides, dataset.name, profile)
         self.kwargs = {"steps": steps, "protocol": protocol, "reps": reps, "seed": seed, "device": device,
-                       "relabel": relabel, "seeds": seeds, "profile": profile, "split": split, "models": models}
+                       "relabel": relabel, "seeds": seeds, "profile": profile, "split": split, "models": models,
+                       "overrides": overrides}
         self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -246,6 +251,6 @@ class BenchJob:
         k = self.kwargs
         payload = bench_payload(self.dataset.name, k["protocol"], self.ipcs, device, seconds, rows,
                                 profile=k["profile"], split=k["split"], seeds=k["seeds"], models=self.models,
-                                relabel=k["relabel"])
+                                relabel=k["relabel"], overrides=k["overrides"])
         return BenchState(status, rows, len(self.methods) * len(self.ipcs) * len(self.models), seconds, error,
                           payload)

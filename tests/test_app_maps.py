@@ -146,6 +146,11 @@ def test_benchmark_page_runs_saves_and_reopens(runs_dir):
     at.number_input(key="benchmark.reps").set_value(1)
     at.number_input(key="benchmark.seeds").set_value(2)
     at.selectbox(key="benchmark.split").set_value("val")
+    at.text_input(key="benchmark.settings").set_value("lr=0.3")
+    at.button[0].click().run()  # a setting random does not have: refused in one line, nothing starts
+    assert not at.exception and any("random has no setting 'lr'" in e.value for e in at.error)
+    assert not at.get("progress")
+    at.text_input(key="benchmark.settings").set_value("")
     at.button[0].click().run()  # the form's Start button
     _clean(at)
     deadline = time.time() + 240

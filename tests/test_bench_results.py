@@ -9,6 +9,7 @@ import pytest
 
 from distill_core.bench_results import (BenchJob, accuracy_label, bench_dir, bench_payload, curves, list_bench,
                                         load_bench, save_bench, validate_payload)
+from distill_core.bench import parse_settings
 from distill_core.errors import DistillError, RunFormatError
 
 
@@ -65,8 +66,8 @@ def test_bench_job_runs_and_stops(digits):
     job = BenchJob(digits, ["random"], [1, 2, 5], reps=1).start()
     job.stop(wait=True, timeout=240)
     assert job.state().status in ("stopped", "finished") and len(job.state().rows) < 3
-    bad = BenchJob(digits, ["no-such-method"], [1]).start()
-    assert bad.join(30) and bad.state().status == "failed" and "unknown method" in bad.state().error
+    with pytest.raises(DistillError, match="unknown method"):  # refused before it takes a job slot
+        BenchJob(digits, ["no-such-method"], [1])
     with pytest.raises(DistillError, match="relabel must be one of"):
         BenchJob(digits, ["random"], [1], relabel="student")
 
@@ -108,10 +109,12 @@ def test_curves_keep_architectures_apart_and_the_label_names_the_split():
 
 def test_bench_job_takes_seeds_split_profile_and_models(digits, tmp_path):
     for bad, match in [({"seeds": 0}, "seeds"), ({"split": "train"}, "split"), ({"profile": "slow"}, "profile"),
-                       ({"models": []}, "at least one evaluating model"), ({"models": ["vit"]}, "unknown model")]:
+                       ({"models": []}, "at least one evaluating model"), ({"models": ["vit"]}, "unknown model"),
+                       ({"overrides": {"no_such": "1"}}, "has no setting 'no_such'")]:
         with pytest.raises(DistillError, match=match):
             BenchJob(digits, ["random"], [1], **bad)
-    job = BenchJob(digits, ["random"], [1], reps=1, seeds=2, split="val", models=["convnet", "mlp"]).start()
+    job = BenchJob(digits, ["herding"], [1], reps=1, seeds=2, split="val", models=["convnet", "mlp"],
+                   overrides=parse_settings("space=pixels")).start()
     assert job.join(240)
     state = job.state()
     assert state.status == "finished", state.error
@@ -119,4 +122,13 @@ def test_bench_job_takes_seeds_split_profile_and_models(digits, tmp_path):
     assert all(r["split"] == "val" and r["seeds"] == [0, 1] and r["spread"] == "seeds" for r in state.rows)
     assert {k: state.payload[k] for k in ("split", "seeds", "models", "profile")} == \
         {"split": "val", "seeds": 2, "models": ["convnet", "mlp"], "profile": "fast"}
+    assert state.payload["overrides"] == {"space": "pixels"} and all(r["overrides"] == {"space": "pixels"}
+                                                                     for r in state.rows)
     assert load_bench(save_bench(state.payload, runs_dir=tmp_path))["split"] == "val"
+
+
+def test_parse_settings_reads_pairs_and_refuses_bad_ones():
+    assert parse_settings("") == {} and parse_settings(" init = herding ,\nlr=0.3,") == {"init": "herding", "lr": "0.3"}
+    for bad, match in [("init", "KEY=VALUE"), ("=3", "KEY=VALUE"), ("lr=", "KEY=VALUE"), ("lr=1, lr=2", "twice")]:
+        with pytest.raises(DistillError, match=match):
+            parse_settings(bad)
