@@ -209,7 +209,9 @@ def test_benchmark_page_opens_cli_results_and_reports_bad_files(runs_dir):
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert [t["name"] for t in fig["data"]] == ["random · convnet", "random · mlp"]
     assert fig["layout"]["yaxis"]["title"]["text"] == "validation accuracy (%)"
-    assert list(at.dataframe[0].value["model"]) == ["convnet", "mlp"]
+    assert list(at.dataframe[0].value.columns) == ["method", "IPC", "convnet", "mlp"]  # the cross-architecture view
+    assert list(at.dataframe[0].value.loc[0, ["convnet", "mlp"]]) == ["50.0 ± 0.0", "40.0 ± 0.0"]
+    assert list(at.dataframe[1].value["model"]) == ["convnet", "mlp"]
     at.selectbox(key="benchmark.saved").set_value("b-broken.json")
     at.run()
     assert not at.exception

@@ -85,7 +85,7 @@ def test_bench_job_relabels_the_teacher_rows_and_the_table_says_so(digits, tmp_p
 
 
 def test_curves_keep_architectures_apart_and_the_label_names_the_split():
-    from ui.bench_view import settings_line, table_rows
+    from ui.bench_view import cross_arch_rows, settings_line, table_rows
 
     rows = [{"method": "dm", "ipc": i, "model": m, "split": "val", "acc_mean": a, "acc_std": 0.01, "seeds": [0, 1]}
             for i, m, a in [(1, "convnet", 0.7), (10, "convnet", 0.8), (1, "mlp", 0.6), (10, "mlp", 0.65)]]
@@ -96,6 +96,8 @@ def test_curves_keep_architectures_apart_and_the_label_names_the_split():
     assert accuracy_label(payload) == "validation accuracy"
     table = table_rows(payload)
     assert [r["model"] for r in table] == ["convnet", "convnet", "mlp", "mlp"] and table[0]["seeds"] == 2
+    assert cross_arch_rows(payload) == [{"method": "dm", "IPC": 1, "convnet": "70.0 ± 1.0", "mlp": "60.0 ± 1.0"},
+                                        {"method": "dm", "IPC": 10, "convnet": "80.0 ± 1.0", "mlp": "65.0 ± 1.0"}]
     line = settings_line(payload)
     assert "validation split" in line and "2 distillation seeds (± over seeds)" in line and "convnet, mlp" in line
     # one architecture: lines are methods, no model column; rows without a split are test figures (older files)

@@ -95,6 +95,20 @@ def table_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def cross_arch_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The cross-architecture view (as `bench --models` prints it): one row per (method, IPC), one column per
+    evaluating architecture, "accuracy ± std" in %, "n/a" where that cell failed."""
+    models = row_models(payload)
+    cells: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in payload.get("rows", []):
+        row = cells.setdefault((r.get("method"), r.get("ipc")), {"method": r.get("method"), "IPC": r.get("ipc"),
+                                                                  **{m: "" for m in models}})
+        acc = r.get("acc_mean")
+        row[r.get("model") or "convnet"] = "n/a" if r.get("error") or acc is None else \
+            f"{100 * acc:.1f} ± {100 * (r.get('acc_std') or 0.0):.1f}"
+    return list(cells.values())
+
+
 def settings_line(payload: dict[str, Any]) -> str:
     """One line naming what the figures are: split, profile, seeds (and what ± is over), architectures."""
     rows = payload.get("rows", [])
@@ -120,6 +134,8 @@ def show_results(payload: dict[str, Any], key: str) -> None:
     if fig is not None:
         st.plotly_chart(fig, key=f"{key}.fig", width="stretch")
     rows = table_rows(payload)
+    if len(row_models(payload)) > 1:
+        st.dataframe(cross_arch_rows(payload), hide_index=True, key=f"{key}.cross")
     if rows:
         st.dataframe(rows, hide_index=True, key=f"{key}.table")
     else:
