@@ -122,6 +122,21 @@ def check_split(split: str) -> str:
     return split
 
 
+def check_bench(dataset_name: str, methods: list[str], seeds: int, profile: str, split: str,
+                models: list[str] | None, relabel: str, overrides: dict[str, Any] | None
+                ) -> tuple[list[str], dict[str, Any]]:
+    """Every setting of a bench checked before any work (one clear error each): the models and overrides to use."""
+    check_profile(profile)
+    check_split(split)
+    check_relabel(relabel)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise InvalidInputError(f"seeds must be a positive whole number, got {seeds!r}")
+    models = check_models(models)
+    for name in methods:  # unknown names fail before any work is done
+        get_method(name)
+    return models, check_overrides(methods, overrides, dataset_name, profile)
+
+
 def run_cell(dataset: ImageSet, name: str, ipc: int, steps: int | None = None, protocol: str = "quick",
              reps: int | None = None, seeds: list[int] | None = None, device: str = "auto", profile: str = "fast",
              split: str = "test", should_stop: Optional[Callable[[], bool]] = None, model: str = "convnet",
@@ -201,15 +216,7 @@ def run_bench(dataset: ImageSet, methods: list[str], ipcs: list[int], steps: int
     (`run_bench_sharded`); the rows are the same. `relabel="teacher"`: teacher-labelled rows (rded, random-soft)
     are evaluated with the teacher relabelling every augmented batch (`distill_core.relabel`). `overrides`:
     settings every method gets on top of its profile (each must be a setting of every method)."""
-    check_profile(profile)
-    check_split(split)
-    check_relabel(relabel)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise InvalidInputError(f"seeds must be a positive whole number, got {seeds!r}")
-    models = check_models(models)
-    for name in methods:  # unknown names fail before any work is done
-        get_method(name)
-    overrides = check_overrides(methods, overrides, dataset.name, profile)
+    models, overrides = check_bench(dataset.name, methods, seeds, profile, split, models, relabel, overrides)
     seed_list = list(range(int(seed), int(seed) + seeds))
     if dist is not None and dist.enabled:
         rows = run_bench_sharded(dist, dataset, methods, ipcs, seed_list, steps, protocol, reps, device, profile,

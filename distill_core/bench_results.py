@@ -15,13 +15,10 @@ from typing import Any
 
 
 from .atomic import write_text_atomically
-from .bench import BenchRow, check_models, check_overrides, check_split, run_bench
+from .bench import BenchRow, check_bench, run_bench
 from .data import ImageSet
 from .errors import DistillError, InvalidInputError, RunFormatError
 from .job_slots import _bound_threads, _release, _reserve
-from .methods import get_method
-from .profiles import check_profile
-from .relabel import check_relabel
 from .runs import default_runs_dir
 
 _MAX_FILE_BYTES = 20 * 2 ** 20
@@ -172,23 +169,16 @@ class BenchJob:
                  protocol: str = "quick", reps: int | None = None, seed: int = 0, device: str = "auto",
                  relabel: str = "none", seeds: int = 1, profile: str = "fast", split: str = "test",
                  models: list[str] | None = None, overrides: dict[str, Any] | None = None):
-        check_relabel(relabel)
-        check_profile(profile)
-        check_split(split)
-        models = check_models(models)
         if not methods:
             raise InvalidInputError("choose at least one method to benchmark")
         if not ipcs or any(isinstance(i, bool) or int(i) < 1 for i in ipcs):
             raise InvalidInputError("choose at least one IPC (a positive whole number)")
-        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-            raise InvalidInputError(f"seeds must be a positive whole number, got {seeds!r}")
         self.dataset, self.methods, self.ipcs = dataset, list(methods), sorted({int(i) for i in ipcs})
-        for name in self.methods:  # unknown names fail here, before the job takes a slot
-            get_method(name)
-        self.models = models
-        overrides = check_overrides(self.methods, overrides, dataset.name, profile)
+        # every setting is refused here, before the job takes a slot
+        self.models, overrides = check_bench(dataset.name, self.methods, seeds, profile, split, models, relabel,
+                                             overrides)
         self.kwargs = {"steps": steps, "protocol": protocol, "reps": reps, "seed": seed, "device": device,
-                       "relabel": relabel, "seeds": seeds, "profile": profile, "split": split, "models": models,
+                       "relabel": relabel, "seeds": seeds, "profile": profile, "split": split, "models": self.models,
                        "overrides": overrides}
         self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
