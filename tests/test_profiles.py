@@ -145,3 +145,16 @@ def test_selectors_are_the_same_under_both_profiles(digits):
     a = create_method("herding", digits, 3, seed=1, profile="fast").summary()
     b = create_method("herding", digits, 3, seed=1, profile="paper").summary()
     assert torch.equal(a.images, b.images) and a.meta["profile"] == "fast" and b.meta["profile"] == "paper"
+
+
+@pytest.mark.parametrize("name", ["mtt", "tesla", "datm"])
+def test_trajectory_methods_start_from_herding_at_ipc1_on_28px_greyscale(name):
+    """The fast profile chosen on validation: at IPC 1 on (Fashion-)MNIST the trajectory family starts from herding's
+    picks and matches the first 2 expert epochs; above IPC 1, and on other families, real images as before."""
+    cls = get_method(name).Config
+    one = cls.for_dataset("fashion-mnist", "fast", ipc=1)
+    assert (one.init, one.max_start_epoch) == ("herding", 2)
+    ten = cls.for_dataset("fashion-mnist", "fast", ipc=10)
+    assert ten.init == "real" and ten.max_start_epoch > 2
+    assert cls.for_dataset("cifar10", "fast", ipc=1).init == "real"
+    assert cls.for_dataset("fashion-mnist", "paper", ipc=1).init == "real"
