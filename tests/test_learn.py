@@ -85,6 +85,17 @@ def test_estimate_follows_the_measured_table():
     assert estimates.estimate_seconds("random-soft", "mnist", 10, 1, kind="selector") > 30
 
 
+def test_frepo_wide_pool_at_ipc10_is_estimated_as_minutes():
+    """FRePo's fast profile widens its pool to 128 channels at IPC 10 on 28×28 greyscale sets (minutes, not
+    seconds, on this CPU): the estimate follows that profile and the app warns before starting it."""
+    from distill_core.profiles import iterations
+
+    steps = iterations("frepo", "fashion-mnist", "fast", 10)
+    seconds = estimates.estimate_seconds("frepo", "fashion-mnist", 10, steps)
+    assert estimates.needs_warning(seconds) and seconds > 5 * estimates.estimate_seconds("frepo", "fashion-mnist", 1, steps)
+    assert estimates.seconds_per_step("frepo", "fashion-mnist", 50) >= estimates.seconds_per_step("frepo", "fashion-mnist", 10)
+
+
 def test_estimate_note_warns_above_two_minutes():
     from ui import learn
 

@@ -161,10 +161,11 @@ def test_trajectory_methods_start_from_herding_at_ipc1_on_28px_greyscale(name):
 
 
 def test_frepo_fast_on_28px_greyscale_follows_the_ipc():
-    """FRePo's fast profile chosen on validation: learned labels up to IPC 10 (width 128 and rate 0.1 at IPC 10),
-    hard labels at width 32 beyond, as before."""
+    """FRePo's fast profile chosen on validation: learned labels up to IPC 10 (width 128, rate 0.1 and a target
+    batch of 512 at IPC 10), hard labels at width 32 beyond, as before."""
     cls = get_method("frepo").Config
     got = {ipc: cls.for_dataset("fashion-mnist", "fast", ipc=ipc) for ipc in (1, 10, 50)}
-    assert [(c.width, c.lr, c.learn_labels) for c in got.values()] == [(32, 0.3, True), (128, 0.1, True),
-                                                                       (32, 0.01, False)]
+    assert [(c.width, c.lr, c.learn_labels, c.target_batch) for c in got.values()] == [
+        (32, 0.3, True, 256), (128, 0.1, True, 512), (32, 0.01, False, 256)]
+    assert cls.for_dataset("fashion-mnist", "paper", ipc=10).target_batch == 1024
     assert cls.for_dataset("digits", "fast", ipc=10).learn_labels is False
