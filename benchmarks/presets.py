@@ -8,7 +8,8 @@ Each preset becomes the `JobSpec` the distill page builds from it (method, datas
 device auto, the page's periodic evaluation) and runs as a background job, exactly as a click on its button
 starts it; the time is from `start_job` to the job's end (its final evaluation excluded, as on the page, where
 the grid is done when the steps are). `--step-table` times a few steps of each distiller per dataset and IPC
-after one untimed step and prints the rows of `distill_core.estimates.STEP_SECONDS`.
+after one untimed step and prints the rows of `distill_core.estimates.STEP_SECONDS`, each with the table's value
+and the ratio (flagged STALE beyond 2x either way: the profile changed, the estimate did not).
 """
 from __future__ import annotations
 
@@ -68,6 +69,21 @@ def run_presets(limit_s: float, pairs: Path | None = None, keys: list[str] | Non
         stop_all()
 
 
+STALE_RATIO = 2.0  # a row measured this many times faster or slower than the table's is flagged
+
+
+def table_comment(key: tuple[str, str, int], seconds: float) -> str:
+    """' # table: 0.27 s, 7.9x: STALE' — how a fresh measurement compares with the estimate table's row, so a
+    profile change that made a method slower or faster (and the app's estimate wrong) shows."""
+    from distill_core.estimates import STEP_SECONDS
+
+    if key not in STEP_SECONDS:
+        return "  # not in the table"
+    ratio = seconds / STEP_SECONDS[key]
+    stale = ratio > STALE_RATIO or ratio < 1 / STALE_RATIO
+    return f"  # table: {STEP_SECONDS[key]:.4f} s, {ratio:.1f}x{': STALE' if stale else ''}"
+
+
 def step_table(datasets: list[str], ipcs: list[int], steps: int, methods: list[str]) -> None:
     print("# seconds per step, one torch thread, median of "
           f"{steps} steps after one untimed step (method, dataset, ipc): seconds")
@@ -84,7 +100,9 @@ def step_table(datasets: list[str], ipcs: list[int], steps: int, methods: list[s
                     t0 = time.perf_counter()
                     method.step()
                     times.append(time.perf_counter() - t0)
-                print(f'    ("{name}", "{dataset}", {ipc}): {statistics.median(times):.4f},', flush=True)
+                median = statistics.median(times)
+                print(f'    ("{name}", "{dataset}", {ipc}): {median:.4f},{table_comment((name, dataset, ipc), median)}',
+                      flush=True)
 
 
 def main() -> None:

@@ -147,3 +147,17 @@ def test_a_preset_button_starts_a_job():
     assert spec.settings == preset.settings and spec.settings["init"] == "noise"
     assert at.button(key="distill.start").disabled and not at.button(key="distill.stop").disabled
     assert any("Started" in m.value for m in at.info)
+
+
+def test_step_table_flags_rows_the_profiles_have_outgrown():
+    """benchmarks/presets --step-table sets each fresh median beside the estimate table's row: within 2x either
+    way it is quiet, beyond it says STALE (FRePo's width-128 step once ran 8x the table's width-32 figure)."""
+    from benchmarks.presets import table_comment
+
+    key = ("frepo", "mnist-5k", 10)
+    table = estimates.STEP_SECONDS[key]
+    assert table_comment(key, table) == f"  # table: {table:.4f} s, 1.0x"
+    assert table_comment(key, 1.9 * table).endswith("1.9x")
+    assert table_comment(key, 2.5 * table).endswith("2.5x: STALE")
+    assert table_comment(key, 0.4 * table).endswith("0.4x: STALE")
+    assert table_comment(("frepo", "nowhere", 10), 1.0) == "  # not in the table"
