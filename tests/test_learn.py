@@ -161,3 +161,17 @@ def test_step_table_flags_rows_the_profiles_have_outgrown():
     assert table_comment(key, 2.5 * table).endswith("2.5x: STALE")
     assert table_comment(key, 0.4 * table).endswith("0.4x: STALE")
     assert table_comment(("frepo", "nowhere", 10), 1.0) == "  # not in the table"
+
+
+def test_every_distiller_has_measured_step_times_on_both_measured_sets():
+    """Each distiller's run on digits and on 28×28 sets (mnist-5k, fashion-mnist) gets an estimate, not 'unknown':
+    the step-time table has its rows at IPC 1 and 10 on both measured datasets."""
+    from distill_core.methods import METHODS
+
+    distillers = [name for name, cls in METHODS.items() if cls.kind == "distiller"]
+    assert {"kip", "dm", "dc", "dsa", "mtt", "frepo", "tesla"} <= set(distillers)
+    for name in distillers:
+        for dataset in ("digits", "mnist-5k"):
+            for ipc in (1, 10):
+                assert (name, dataset, ipc) in estimates.STEP_SECONDS, (name, dataset, ipc)
+        assert estimates.estimate_seconds(name, "fashion-mnist", 10, 100) is not None, name
