@@ -199,7 +199,7 @@ def _memory_check(args: argparse.Namespace, dataset: Any, device: Any, params: d
     """Estimate the run's peak memory before any work. --dry-run: print it (and the expected time) and return True;
     otherwise refuse, with one clear message, a run that cannot fit in the device's available memory."""
     from . import profiles
-    from .estimates import describe_seconds, estimate_seconds
+    from .estimates import describe_seconds, estimate_seconds, first_use_seconds
     from .memory import available_bytes, check_fits, format_bytes, plan
     from .methods import get_method
     from .methods.base import check_ipc
@@ -229,6 +229,10 @@ def _memory_check(args: argparse.Namespace, dataset: Any, device: Any, params: d
         f" ({'fits' if fits else 'does not fit'}); {steps} step{'' if steps == 1 else 's'}"
     if seconds is not None:
         text += f", expected time on this CPU: {describe_seconds(seconds)}"
+        first = first_use_seconds(args.method, dataset.name)
+        if first is not None:
+            payload["first_use_seconds"] = first
+            text += f" (and {describe_seconds(first)} once, to train its experts, when none are stored)"
     _emit(args, payload, text)
     return True
 

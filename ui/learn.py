@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill_core.estimates import WARN_ABOVE_S, describe_seconds, estimate_seconds, needs_warning
+from distill_core.estimates import WARN_ABOVE_S, describe_seconds, estimate_seconds, first_use_seconds, needs_warning
 from distill_core.methods import METHODS
 
 START_FLAG = "start"    # key of a preset request: True asks the app to start the run as soon as it is configured
@@ -88,11 +88,14 @@ def estimate_note(method: str, dataset: str, ipc: int, steps: int | None,
     secs = estimate_seconds(method, dataset, ipc, n, kind, pixels=pixels)
     if secs is None:
         return f"No timing has been measured for {method} on {dataset}; it may take a while on a CPU.", False
+    first = first_use_seconds(method, dataset)
+    once = "" if first is None else (f" A first {method} run on {dataset} also trains its experts before its first "
+                                     f"step: {describe_seconds(first)} more, once (they are stored and reused).")
     if needs_warning(secs):
         return (f"This run is expected to take {describe_seconds(secs)} on a 2-core CPU ({n:,} steps of {method} "
                 f"at IPC {ipc} on {dataset}) — more than {WARN_ABOVE_S / 60:.0f} minutes. Fewer steps, a lower "
-                f"IPC or the digits dataset are much faster."), True
-    return f"Expected time on a 2-core CPU: {describe_seconds(secs)}.", False
+                f"IPC or the digits dataset are much faster.{once}"), True
+    return f"Expected time on a 2-core CPU: {describe_seconds(secs)}.{once}", False
 
 
 @dataclass(frozen=True)
