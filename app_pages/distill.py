@@ -103,7 +103,7 @@ def controls() -> None:
     elif not busy and dataset is not None:  # the expected time; a warning above about two minutes
         note, warn = view.time_note(method, dataset.name, int(st.session_state[state.KEY_IPC]),
                                     int(st.session_state[state.KEY_STEPS]),
-                                    pixels=math.prod(dataset.image_shape))
+                                    pixels=math.prod(dataset.image_shape), stored=view.first_use_stored(dataset))
         memory = view.memory_note(dataset)
         (st.warning if warn else st.caption)(f"{note} {memory}".strip())
 

@@ -219,20 +219,23 @@ def _memory_check(args: argparse.Namespace, dataset: Any, device: Any, params: d
             steps *= int(getattr(config, "outer_loop", 0) or profiles.by_ipc(args.method, "outer_loop", dataset.name,
                                                                               args.profile, args.ipc))
     c, h, w = dataset.image_shape
-    seconds = estimate_seconds(args.method, dataset.name, args.ipc, steps, cls.kind, pixels=c * h * w) \
-        if device.type == "cpu" else None  # measured on a CPU
+    stored = cls.first_use_stored(dataset, config)  # experts or teacher stored already (None: trains nothing first)
+    seconds = estimate_seconds(args.method, dataset.name, args.ipc, steps, cls.kind, pixels=c * h * w,
+                               stored=stored) if device.type == "cpu" else None  # measured on a CPU
     fits = available is None or est.total <= 0.9 * available
     payload = {"method": args.method, "dataset": dataset.name, "ipc": args.ipc, "steps": steps, "device": device.type,
                "profile": args.profile, "dry_run": True, "memory": est.to_dict(), "available_bytes": available,
-               "fits": fits, "seconds_estimate": seconds}
+               "fits": fits, "seconds_estimate": seconds, "first_use_stored": stored}
     text = est.describe() + f"\navailable: {format_bytes(available) if available is not None else 'unknown'}" \
         f" ({'fits' if fits else 'does not fit'}); {steps} step{'' if steps == 1 else 's'}"
     if seconds is not None:
         text += f", expected time on this CPU: {describe_seconds(seconds)}"
-        first = first_use_seconds(args.method, dataset.name)
-        if first is not None:
+        first = first_use_seconds(args.method, dataset.name, stored=stored)
+        if first is not None:  # not stored: this run trains them first
             payload["first_use_seconds"] = first
-            text += f" (and {describe_seconds(first)} once, to train its experts, when none are stored)"
+            text += f" (and {describe_seconds(first)} before it, once, to train its experts: none are stored)"
+        elif stored:
+            text += " (what it trains first, its experts or teacher, is stored)"
     _emit(args, payload, text)
     return True
 

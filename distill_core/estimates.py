@@ -5,6 +5,7 @@
 setting), `fast` settings. `SETUP_SECONDS` is what a method spends before its first step (mtt, tesla and datm
 train their experts on digits, rded and random-soft their teacher, when none are stored); `FIRST_USE_SECONDS`
 is the experts' training on the larger sets, stated beside the estimate rather than in it (it happens once).
+Both drop out when the caller knows that what they train is already stored (`Method.first_use_stored`).
 `estimate_seconds` reads the first two:
 
 - between measured IPCs the time per step is interpolated linearly, above the largest it grows along the last
@@ -137,9 +138,11 @@ def seconds_per_step(method: str, dataset: str, ipc: int, pixels: int | None = N
 
 
 def estimate_seconds(method: str, dataset: str, ipc: int, steps: int | None, kind: str = "distiller",
-                     pixels: int | None = None) -> float | None:
-    """Expected seconds of a run on a 2-core CPU (None when nothing measured applies), its set-up included."""
-    setup = SETUP_SECONDS.get((method, dataset), SETUP_SECONDS.get((method, FAMILY.get(dataset, "")), 0.0))
+                     pixels: int | None = None, stored: bool | None = None) -> float | None:
+    """Expected seconds of a run on a 2-core CPU (None when nothing measured applies), its set-up included unless
+    `stored` says what the set-up trains is already stored (None: unknown, counted)."""
+    setup = 0.0 if stored else SETUP_SECONDS.get((method, dataset),
+                                                  SETUP_SECONDS.get((method, FAMILY.get(dataset, "")), 0.0))
     if kind == "selector":
         return SELECTOR_SECONDS + setup
     per_step = seconds_per_step(method, dataset, ipc, pixels)
@@ -148,10 +151,11 @@ def estimate_seconds(method: str, dataset: str, ipc: int, steps: int | None, kin
     return max(0, int(steps or 0)) * per_step + setup
 
 
-def first_use_seconds(method: str, dataset: str) -> float | None:
+def first_use_seconds(method: str, dataset: str, stored: bool | None = None) -> float | None:
     """Seconds a method's first run on `dataset` spends training what it stores (its experts) before its first
-    step, when that is measured and not already part of `estimate_seconds` (None otherwise)."""
-    return FIRST_USE_SECONDS.get((method, dataset))
+    step, when that is measured and not already part of `estimate_seconds` (None otherwise, and when `stored`
+    says they are already stored)."""
+    return None if stored else FIRST_USE_SECONDS.get((method, dataset))
 
 
 def needs_warning(seconds: float | None) -> bool:

@@ -225,6 +225,48 @@ class ExpertsReport:
                 "files": [str(e.path) for e in self.experts]}
 
 
+def experts_folder(dataset: ImageSet, spec: ExpertSpec | None = None,
+                   root: str | os.PathLike | None = None) -> tuple[ExpertSpec, Path]:
+    """The recipe with its depth settled for this dataset, and the folder its experts of this training split live in."""
+    spec = (spec or ExpertSpec()).resolved(dataset.image_shape[1])
+    from .embed import dataset_key  # the training split's fingerprint: experts of another split are not reused
+
+    return spec, spec.folder(dataset_key(dataset), root)
+
+
+def stored_experts(dataset: ImageSet, num_experts: int, epochs: int, spec: ExpertSpec | None = None,
+                   root: str | os.PathLike | None = None) -> int:
+    """How many of experts 0..num_experts-1 are stored with ≥ `epochs` epochs: the ones `ensure_experts` would
+    reuse rather than train. Reads the folder only; trains nothing."""
+    _, folder = experts_folder(dataset, spec, root)
+    return sum(1 for i in range(int(num_experts))
+               if (_stored_epochs(folder / f"expert_{i:03d}.pt") or 0) >= max(1, int(epochs)))
+
+
+_EPOCHS_SEEN: dict[tuple[str, int, int], int | None] = {}
+
+
+def _stored_epochs(path: Path) -> int | None:
+    """The epochs of the expert stored at `path` (None: no such file, or not an expert), from its header through
+    a memory map and remembered per (path, size, mtime): a page that asks on every rerun reads each file once.
+    Unlike `load_expert` it does not check every value (that reads the whole trajectory)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _EPOCHS_SEEN:
+        try:
+            traj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["trajectory"]
+            ok = isinstance(traj, torch.Tensor) and traj.dim() == 2 and traj.shape[0] >= 2
+            _EPOCHS_SEEN[key] = int(traj.shape[0]) - 1 if ok else None
+        except Exception:  # truncated or foreign file: ensure_experts retrains it
+            _EPOCHS_SEEN[key] = None
+        finally:
+            traj = None
+    return _EPOCHS_SEEN[key]
+
+
 def ensure_experts(dataset: ImageSet, num_experts: int, epochs: int, spec: ExpertSpec | None = None,
                    root: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                    on_progress: Optional[Callable[[int, int], None]] = None,
@@ -238,10 +280,7 @@ def ensure_experts(dataset: ImageSet, num_experts: int, epochs: int, spec: Exper
         raise InvalidInputError(f"the number of experts must be at least 1, got {num_experts}")
     if isinstance(epochs, bool) or int(epochs) < 1:
         raise InvalidInputError(f"expert epochs must be at least 1, got {epochs}")
-    spec = (spec or ExpertSpec()).resolved(dataset.image_shape[1])
-    from .embed import dataset_key  # the training split's fingerprint: experts of another split are not reused
-
-    folder = spec.folder(dataset_key(dataset), root)
+    spec, folder = experts_folder(dataset, spec, root)
     start = time.perf_counter()
     cached = {e.index: e for e in load_experts(folder, min_epochs=epochs)}
     experts: list[Expert] = []

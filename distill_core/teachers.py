@@ -138,6 +138,15 @@ def train_teacher(dataset: ImageSet, spec: TeacherSpec, device: str | torch.devi
     return net, len(idx), done >= spec.epochs
 
 
+def teacher_stored(dataset: ImageSet, spec: TeacherSpec | None = None,
+                   root: str | os.PathLike | None = None) -> bool:
+    """Whether a teacher of this training split and recipe is stored (`ensure_teacher` would load, not train, it;
+    an unreadable file, which it retrains, still counts here). Looks at the file only."""
+    from .embed import dataset_key
+
+    return (spec or TeacherSpec()).path(dataset_key(dataset), root).is_file()
+
+
 def ensure_teacher(dataset: ImageSet, spec: TeacherSpec | None = None, root: str | os.PathLike | None = None,
                    device: str | torch.device = "cpu", on_progress: Optional[Callable[[int], None]] = None,
                    should_stop: Optional[Callable[[], bool]] = None) -> Teacher:

@@ -192,3 +192,62 @@ def test_first_expert_training_is_stated_beside_the_estimate_not_in_it():
     assert "experts" not in text
     text, _ = learn.estimate_note("mtt", "digits", 1, 10)  # digits: the 26 s are inside the estimate
     assert "experts" not in text and estimates.first_use_seconds("mtt", "digits") is None
+
+
+def test_stored_experts_or_teacher_drop_out_of_the_estimate():
+    """When the page knows the experts are stored, the estimate is the run's alone and says so; when it knows they
+    are missing, their training is inside the estimate (this run trains them)."""
+    from ui import learn
+
+    steps = 200
+    per_run = estimates.estimate_seconds("mtt", "fashion-mnist", 1, steps)
+    assert estimates.estimate_seconds("mtt", "fashion-mnist", 1, steps, stored=True) == pytest.approx(per_run)
+    assert estimates.first_use_seconds("mtt", "fashion-mnist", stored=True) is None
+    assert estimates.first_use_seconds("mtt", "fashion-mnist", stored=False) == 1200.0
+    text, _ = learn.estimate_note("mtt", "fashion-mnist", 1, steps, stored=True)
+    assert "Its experts are stored, not trained again" in text and estimates.describe_seconds(per_run) in text and "20 min" not in text
+    text, warn = learn.estimate_note("mtt", "fashion-mnist", 1, steps, stored=False)
+    assert warn and estimates.describe_seconds(per_run + 1200.0) in text and "includes about 20 min" in text
+    # digits: the 26 s of expert training are in the estimate unless the experts are stored; a teacher likewise
+    with_setup = estimates.estimate_seconds("mtt", "digits", 1, 10)
+    assert with_setup - estimates.estimate_seconds("mtt", "digits", 1, 10, stored=True) == pytest.approx(26.0)
+    assert estimates.estimate_seconds("mtt", "digits", 1, 10, stored=False) == pytest.approx(with_setup)
+    assert estimates.estimate_seconds("rded", "fashion-mnist", 10, 1, "selector", stored=True) \
+        == pytest.approx(estimates.estimate_seconds("rded", "fashion-mnist", 10, 1, "selector") - 80.0)
+
+
+def test_distill_page_estimate_knows_whether_the_experts_are_stored(tmp_path, monkeypatch, digits):
+    """The distill page looks in the experts folder: with none stored the estimate counts their training (26 s on
+    digits), with them stored it does not and says so."""
+    import torch
+
+    from distill_core.experts import experts_folder
+    from distill_core.methods.mtt import MTTConfig
+
+    monkeypatch.setenv("DISTILL_EXPERTS_DIR", str(tmp_path / "experts"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/distill.py")
+    at.run()
+    at.selectbox(key="distill.method").set_value("mtt").run()
+    at.number_input(key="distill.steps").set_value(100).run()
+
+    def note() -> str:
+        lines = [m.value for m in [*at.caption, *at.warning] if "xpected" in m.value]
+        assert len(lines) == 1, lines
+        return lines[0]
+
+    ipc = int(at.number_input(key="distill.ipc").value)
+    missing = note()
+    per_run = estimates.estimate_seconds("mtt", "digits", ipc, 100, stored=True)
+    assert estimates.describe_seconds(per_run + 26.0) in missing and "stored" not in missing
+    cfg = MTTConfig.for_dataset("digits", "fast", ipc)
+    _, folder = experts_folder(digits, cfg.expert_spec())
+    folder.mkdir(parents=True)
+    for i in range(cfg.num_experts):  # the check reads each file's epochs, not its values
+        trajectory = torch.zeros(cfg.expert_train_epochs + 1, 4)
+        torch.save({"trajectory": trajectory, "meta": {}}, folder / f"expert_{i:03d}.pt")
+    at.run()
+    stored = note()
+    assert estimates.describe_seconds(per_run) in stored and "Its experts are stored, not trained again" in stored
+    assert not at.exception

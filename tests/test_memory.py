@@ -163,7 +163,8 @@ def test_a_built_method_is_checked_with_the_settings_it_chose(digits, monkeypatc
         memory.check_method_fits(m)
 
 
-def test_cli_dry_run_prints_the_estimate_and_does_nothing(capsys, tmp_path):
+def test_cli_dry_run_prints_the_estimate_and_does_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTILL_EXPERTS_DIR", str(tmp_path / "experts"))
     out = tmp_path / "run"
     assert main(["distill", "--dataset", "digits", "--method", "mtt", "--ipc", "10", "--dry-run", "--json",
                  "--device", "cpu", "--out", str(out)]) == 0
@@ -171,7 +172,10 @@ def test_cli_dry_run_prints_the_estimate_and_does_nothing(capsys, tmp_path):
     assert payload["dry_run"] is True and payload["memory"]["method"] == "mtt"
     assert payload["memory"]["peak_bytes"] > payload["memory"]["parts"]["dataset"] > 0
     assert payload["steps"] > 0 and isinstance(payload["fits"], bool)
-    assert not out.exists()  # no work: no run folder, no experts trained
+    assert payload["first_use_stored"] is False  # no experts in this folder: their training is in the estimate
+    assert not out.exists() and not (tmp_path / "experts").exists()  # no work: no run folder, no experts trained
+    assert main(["distill", "--dataset", "digits", "--method", "dm", "--ipc", "1", "--dry-run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["first_use_stored"] is None
     assert main(["distill", "--dataset", "digits", "--method", "dm", "--ipc", "1", "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "estimated peak memory of dm on cpu" in text and "expected time on this CPU" in text

@@ -1,6 +1,8 @@
 """MTT: experts trained once and stored, reused afterwards; the trajectory loss; distillation lowering it; the CLI."""
 from __future__ import annotations
 
+import copy
+
 import json
 
 import pytest
@@ -116,9 +118,17 @@ def test_loss_is_differentiable_in_images_and_learning_rate(digits, experts_dir)
 
 def test_mtt_trains_experts_on_first_use_and_the_loss_falls(digits, experts_dir):
     method = create_method("mtt", digits, 2, seed=0, overrides={**SMALL, "lr": 10.0})
+    assert type(method).first_use_stored(digits, method.config) is False  # the run-time estimate counts training
     first = method.step()
     assert first["experts_trained"] == 2.0 and method.experts is not None and len(method.experts) == 2
     assert str(experts_dir) in method.experts_folder
+    assert type(method).first_use_stored(digits, method.config) is True
+    longer = copy.copy(method.config)
+    longer.expert_train_epochs = SMALL["expert_train_epochs"] + 1  # stored experts are too short: trained again
+    assert type(method).first_use_stored(digits, longer) is False
+    three = copy.copy(method.config)
+    three.num_experts = 3
+    assert type(method).first_use_stored(digits, three) is False
 
     def fixed_loss() -> float:  # every (expert, start epoch) pair, all images, no augmentation: deterministic
         total = 0.0

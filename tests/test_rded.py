@@ -82,6 +82,25 @@ def test_the_teacher_is_trained_once_then_read_from_the_cache(digits, tmp_path):
     assert ensure_teacher(digits, spec, root=tmp_path).trained
 
 
+def test_first_use_stored_sees_the_teacher_a_run_would_reuse(digits, tmp_path, monkeypatch):
+    """The run-time estimate asks whether the teacher is stored (its training then drops out of the estimate)."""
+    from distill_core.methods import METHODS
+
+    monkeypatch.setenv("DISTILL_TEACHERS_DIR", str(tmp_path / "fresh"))
+    small = {"teacher_width": 8, "teacher_depth": 2, "teacher_epochs": 1}
+    soft = create_method("random-soft", digits, 1, seed=0, overrides=small)
+    assert METHODS["random-soft"].first_use_stored(digits, soft.config) is False
+    soft.summary()
+    assert soft.teacher.trained
+    assert METHODS["random-soft"].first_use_stored(digits, soft.config) is True
+    rded = create_method("rded", digits, 1, overrides=small).config
+    assert METHODS["rded"].first_use_stored(digits, rded) is True  # the same recipe: the same teacher
+    rded.teacher_epochs = 2
+    assert METHODS["rded"].first_use_stored(digits, rded) is False
+    dm = create_method("dm", digits, 1).config
+    assert METHODS["dm"].first_use_stored(digits, dm) is None  # trains nothing before its first step
+
+
 def test_rded_and_random_soft_reuse_one_teacher(digits):
     a = create_method("rded", digits, 1, seed=0, overrides=TEACHER)
     a.summary()

@@ -174,15 +174,17 @@ def profile_label(profile: str) -> str:
 
 
 def time_note(method: str, dataset_name: str, ipc: int, steps: int, profile: str | None = None,
-              device_type: str | None = None, pixels: int | None = None) -> tuple[str, bool]:
+              device_type: str | None = None, pixels: int | None = None,
+              stored: bool | None = None) -> tuple[str, bool]:
     """(the expected-time line below the buttons, whether it is a warning). The paper profile on a CPU says so,
     with the estimate from the fast profile's measured step times as a lower bound (its steps are heavier), and
     warns like any long run; it also warns when nothing was measured to go by. `pixels` (C×H×W per image): an
-    uploaded dataset's estimate scales a measured one's by image size."""
+    uploaded dataset's estimate scales a measured one's by image size; `stored`: whether the experts or teacher
+    the run trains first are stored (`first_use_stored`; None: unknown)."""
     from ui.learn import estimate_note
 
     profile = profile or current_profile()
-    note, warn = estimate_note(method, dataset_name, ipc, steps, pixels=pixels)
+    note, warn = estimate_note(method, dataset_name, ipc, steps, pixels=pixels, stored=stored)
     if profile != "paper" or METHODS.get(method) is None or METHODS[method].kind != "distiller":
         return note, warn
     if device_type is None:
@@ -193,6 +195,17 @@ def time_note(method: str, dataset_name: str, ipc: int, steps: int, profile: str
         return note, warn
     return (f"Paper profile on a CPU: {note} Its steps are heavier than the fast profile's measured ones, so "
             f"expect longer still; a GPU is the place for the published recipe."), True
+
+
+def first_use_stored(dataset: ImageSet) -> bool | None:
+    """Whether what the run the page shows trains before its first step (experts, a teacher) is stored for this
+    dataset: None when it trains nothing first or the page's values cannot be checked (`start_problem` says why)."""
+    try:
+        spec = build_spec()
+        cls, config, _ = check_spec(spec, dataset)
+        return cls.first_use_stored(dataset, config)
+    except Exception:  # noqa: BLE001 - start_problem() reports what is wrong with the values
+        return None
 
 
 def memory_note(dataset: ImageSet) -> str:

@@ -79,18 +79,28 @@ class Preset:
 
 
 def estimate_note(method: str, dataset: str, ipc: int, steps: int | None,
-                  pixels: int | None = None) -> tuple[str, bool]:
+                  pixels: int | None = None, stored: bool | None = None) -> tuple[str, bool]:
     """(a line stating the expected time of a run, whether it deserves a warning: over WARN_ABOVE_S).
-    `pixels` (C×H×W per image) lets an uploaded dataset borrow the measured rows of a named one."""
+    `pixels` (C×H×W per image) lets an uploaded dataset borrow the measured rows of a named one; `stored`
+    (`Method.first_use_stored`) drops the experts' or teacher's training when they are stored (None: unknown)."""
     cls = METHODS.get(method)
     kind = cls.kind if cls is not None else "distiller"
     n = int(steps or getattr(cls, "default_steps", 1)) if kind == "distiller" else 1
-    secs = estimate_seconds(method, dataset, ipc, n, kind, pixels=pixels)
+    secs = estimate_seconds(method, dataset, ipc, n, kind, pixels=pixels, stored=stored)
     if secs is None:
         return f"No timing has been measured for {method} on {dataset}; it may take a while on a CPU.", False
-    first = first_use_seconds(method, dataset)
-    once = "" if first is None else (f" A first {method} run on {dataset} also trains its experts before its first "
-                                     f"step: {describe_seconds(first)} more, once (they are stored and reused).")
+    first = first_use_seconds(method, dataset, stored=stored)
+    if first is not None and stored is False:  # known to be missing: this run trains them, so they count
+        secs += first
+        once = (f" That includes {describe_seconds(first)} to train its experts first; they are stored, and later "
+                f"runs on {dataset} reuse them.")
+    elif first is not None:  # not looked up: said beside the estimate
+        once = (f" A first {method} run on {dataset} also trains its experts before its first step: "
+                f"{describe_seconds(first)} more, once (they are stored and reused).")
+    elif stored and cls is not None and cls.trains_first:
+        once = f" Its {cls.trains_first} {'are' if cls.trains_first.endswith('s') else 'is'} stored, not trained again."
+    else:
+        once = ""
     if needs_warning(secs):
         return (f"This run is expected to take {describe_seconds(secs)} on a 2-core CPU ({n:,} steps of {method} "
                 f"at IPC {ipc} on {dataset}) — more than {WARN_ABOVE_S / 60:.0f} minutes. Fewer steps, a lower "

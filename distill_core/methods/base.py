@@ -133,6 +133,7 @@ class Method:
     default_steps: ClassVar[int] = 1  # instances: the profile's (see `profile_steps`)
     max_ipc: ClassVar[int | None] = None  # e.g. 1 for the class mean
     steps_per_iteration: int = 1  # image updates per profile iteration (dc/dsa: outer_loop, one network each)
+    trains_first: ClassVar[str] = ""  # what a first run trains and stores before its first step ("experts", ...)
 
     def __init__(self, dataset: ImageSet, ipc: int, config: MethodConfig | None = None, seed: int = 0,
                  device: str | torch.device = "cpu"):
@@ -146,6 +147,12 @@ class Method:
         self.generator = make_generator(seed, "cpu")
         self.steps_done = 0
         self.default_steps = self.profile_steps()
+
+    @classmethod
+    def first_use_stored(cls, dataset: ImageSet, config: MethodConfig) -> bool | None:
+        """Whether what this method trains before its first step on `dataset` with `config` (MTT's experts, RDED's
+        teacher) is already stored; None when it trains nothing first. Reads files only: run-time estimates ask."""
+        return None
 
     def profile_steps(self) -> int:
         """Steps a run takes by default: the profile's iterations at this dataset and IPC × `steps_per_iteration`

@@ -22,12 +22,13 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from ..augment import SiameseAugment
+from ..data import ImageSet
 from ..device import to_device
 from ..errors import InvalidInputError
 from ..evaluate import Augment
-from ..experts import Expert, ExpertReader, ExpertSpec, ensure_experts
+from ..experts import Expert, ExpertReader, ExpertSpec, ensure_experts, stored_experts
 from ._distiller import NetworkSpeedConfig, SyntheticImages
-from .base import register_method
+from .base import MethodConfig, register_method
 
 
 class FlatParams:
@@ -169,6 +170,7 @@ class MTT(SyntheticImages):
     Config = MTTConfig
     config: MTTConfig
     default_steps = 200
+    trains_first = "experts"
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -183,6 +185,15 @@ class MTT(SyntheticImages):
         self.reader: ExpertReader | None = None   # maps one expert's file at a time
         self.on_expert_progress: Optional[Callable[[int, int], None]] = None  # (expert, epoch) while training
         self.should_stop: Optional[Callable[[], bool]] = None
+
+    @classmethod
+    def first_use_stored(cls, dataset: ImageSet, config: MethodConfig) -> bool | None:
+        """True when every expert the run reads is stored for this training split and recipe (none is trained)."""
+        cfg = config
+        assert isinstance(cfg, MTTConfig)
+        have = stored_experts(dataset, cfg.num_experts, cfg.expert_train_epochs, cfg.expert_spec(),
+                              root=cfg.experts_dir or None)
+        return have >= int(cfg.num_experts)
 
     def load_experts(self) -> int:
         """Load (training and caching what is missing) the experts; returns how many were trained now."""

@@ -42,7 +42,7 @@ from .. import profiles
 from ..data import ImageSet
 from ..errors import InvalidInputError
 from ..summary import Summary
-from ..teachers import Teacher, TeacherSpec, ensure_teacher
+from ..teachers import Teacher, TeacherSpec, ensure_teacher, teacher_stored
 from .base import Method, MethodConfig, register_method
 
 
@@ -100,12 +100,19 @@ class TeacherMethod(Method):
 
     Config = TeacherConfig
     config: TeacherConfig
+    trains_first = "teacher"
 
     def __init__(self, dataset: ImageSet, ipc: int, config: TeacherConfig | None = None, seed: int = 0,
                  device: str | torch.device = "cpu"):
         super().__init__(dataset, ipc, config, seed, device)
         self._teacher: Teacher | None = None
         self._result: tuple[torch.Tensor, torch.Tensor, dict[str, Any]] | None = None
+
+    @classmethod
+    def first_use_stored(cls, dataset: ImageSet, config: MethodConfig) -> bool | None:
+        """True when the teacher of this training split and recipe is stored (none is trained)."""
+        assert isinstance(config, TeacherConfig)
+        return teacher_stored(dataset, config.teacher_spec())
 
     @property
     def teacher(self) -> Teacher:
