@@ -160,6 +160,20 @@ def test_trajectory_methods_start_from_herding_at_ipc1_on_28px_greyscale(name):
     assert cls.for_dataset("fashion-mnist", "paper", ipc=1).init == "real"
 
 
+def test_rfad_fast_on_28px_greyscale_learns_labels_up_to_ipc10():
+    """RFAD's fast profile chosen on validation: learned labels at IPC 1 and 10 (600 steps at IPC 10), hard labels
+    beyond and on other families, as before."""
+    from distill_core.profiles import iterations
+
+    cls = get_method("rfad").Config
+    assert [cls.for_dataset("fashion-mnist", "fast", ipc=i).learn_labels for i in (1, 10, 50)] == [True, True, False]
+    assert [iterations("rfad", "fashion-mnist", "fast", i) for i in (1, 10, 50)] == [300, 600, 100]
+    assert [iterations("rfad", "digits", "fast", i) for i in (1, 10, 50)] == [300, 200, 100]
+    assert cls.for_dataset("digits", "fast", ipc=10).learn_labels is False
+    assert cls.for_dataset("cifar10", "fast", ipc=10).learn_labels is False
+    assert cls.for_dataset("fashion-mnist", "paper", ipc=10).learn_labels is True
+
+
 def test_frepo_fast_on_28px_greyscale_follows_the_ipc():
     """FRePo's fast profile chosen on validation: learned labels up to IPC 10 (width 128, rate 0.1 and a target
     batch of 512 at IPC 10), hard labels at width 32 beyond, as before."""
