@@ -346,6 +346,10 @@ TABLE: tuple[Row, ...] = (
     Row(("frepo",), "flip", Fam(False, False, True), Fam(False, False, True),
         FREPO_PAPER + ": use_flip except on (Fashion-)MNIST"),
     Row(("frepo",), "init", "real", "real", FREPO_PAPER + ": real images of each class"),
+    Row(("frepo",), "channels_last", True, False,
+        "memory layout, not a setting of the method: the same arithmetic in another order; fast: the pool's "
+        "ConvNets run channels-last, 1.4-1.9x faster per step on this project's CPU (`python -m "
+        "benchmarks.frepo_layout`); paper: the contiguous layout (not timed on a GPU)"),
 )
 
 

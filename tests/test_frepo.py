@@ -63,6 +63,37 @@ def test_frepo_loss_falls_on_a_fixed_network_and_target(digits):
     assert not s.soft and s.meta["steps"] == 30
 
 
+def test_frepo_channels_last_layout_computes_the_same_features_loss_gradient_and_online_update(digits):
+    # a ridge of 1e-2 keeps the solve well conditioned: at FRePo's 1e-6 the solve magnifies float rounding in the
+    # features (~1e-7) to ~1 % of the loss, whatever reorders the sums
+    runs = [create_method("frepo", digits, 2, seed=0, overrides={**SMALL, "ridge": "0.01", "channels_last": layout})
+            for layout in (False, True)]
+    plain, last = runs
+
+    def second_conv(frepo) -> torch.Tensor:  # the first has one input channel: the same in both layouts
+        return [p for p in frepo.pool[0].net.parameters() if p.dim() == 4][1]
+
+    assert second_conv(last).is_contiguous(memory_format=torch.channels_last)
+    assert not second_conv(plain).is_contiguous(memory_format=torch.channels_last)
+    x_t, y_t = _fixed_target(digits)
+    with torch.no_grad():
+        feats = [frepo.pool[0].net.embed(frepo._layout(x_t)) for frepo in runs]
+    assert torch.allclose(feats[1], feats[0], rtol=1e-5, atol=1e-5 * float(feats[0].abs().max()))
+    losses, grads = [], []
+    for frepo in runs:
+        loss = frepo.loss(frepo.pool[0].net, x_t, y_t)[0]
+        loss.backward()
+        losses.append(float(loss))
+        grads.append(frepo.images.grad.clone())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+    assert grads[0].abs().max() > 0
+    assert torch.allclose(grads[1], grads[0], rtol=1e-3, atol=1e-3 * float(grads[0].abs().max()))
+    net_losses = [frepo._train_member(frepo.pool[0]) for frepo in runs]
+    assert net_losses[1] == pytest.approx(net_losses[0], rel=1e-4)
+    for p, q in zip(plain.pool[0].net.parameters(), last.pool[0].net.parameters()):
+        assert torch.allclose(p, q, rtol=1e-3, atol=1e-6)
+
+
 def test_frepo_starts_from_random_and_repeats_under_a_seed(digits):
     a = create_method("frepo", digits, 2, seed=5, overrides=SMALL)
     b = create_method("frepo", digits, 2, seed=5, overrides=SMALL)
@@ -124,17 +155,21 @@ def test_frepo_refuses_bad_settings(digits):
 
 @pytest.mark.slow
 def test_frepo_beats_random_on_digits(digits):
-    """As tests/test_beats_random.py: IPC 1, fast settings, 50 steps (measured +0.05 over random's 0.48 at 60
-    epochs without augmentation)."""
-    def accuracy(summary):
-        return evaluate_summary(summary, digits, "quick", reps=2, seed=0, device="cpu", augment=None,
+    """As tests/test_beats_random.py: IPC 1, fast settings, 200 steps, seeds 0-2 (measured: 0.55, 0.49, 0.53
+    against random's 0.48, 0.45, 0.41 at 60 epochs without augmentation). One seed at 50 steps was too close to
+    call: FRePo's ridge of 1e-6 magnifies float rounding, so a CPU with other kernels lands a point either side."""
+    def accuracy(summary, seed):
+        return evaluate_summary(summary, digits, "quick", reps=2, seed=seed, device="cpu", augment=None,
                                 epochs=60).acc_mean
 
-    random_acc = accuracy(create_method("random", digits, 1, seed=0).summary())
-    frepo = create_method("frepo", digits, 1, seed=0)
-    for _ in range(50):
-        frepo.step()
-    assert accuracy(frepo.summary()) >= random_acc + 0.04
+    gains = []
+    for seed in range(3):
+        random_acc = accuracy(create_method("random", digits, 1, seed=seed).summary(), seed)
+        frepo = create_method("frepo", digits, 1, seed=seed)
+        for _ in range(200):
+            frepo.step()
+        gains.append(accuracy(frepo.summary(), seed) - random_acc)
+    assert min(gains) > 0 and sum(gains) / 3 >= 0.04, gains
 
 
 def test_kernel_regression_distillers_keep_one_optimiser_on_their_images(digits):
