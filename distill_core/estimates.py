@@ -54,11 +54,12 @@ STEP_SECONDS: dict[tuple[str, str, int], float] = {
     ("rfad", "digits", 10): 0.1144,
     ("rfad", "mnist-5k", 1): 0.1879,
     ("rfad", "mnist-5k", 10): 0.4031,
-    ("frepo", "digits", 1): 0.0489,
-    ("frepo", "digits", 10): 0.0840,
-    ("frepo", "mnist-5k", 1): 0.1367,
-    ("frepo", "mnist-5k", 10): 2.1274,   # width 128, target batch 512 (the fast profile at IPC 10)
-    ("frepo", "mnist-5k", 50): 1.2751,
+    ("frepo", "digits", 1): 0.0477,
+    ("frepo", "digits", 10): 0.0499,
+    ("frepo", "digits", 50): 0.2027,
+    ("frepo", "mnist-5k", 1): 0.0715,
+    ("frepo", "mnist-5k", 10): 1.9658,   # width 128, target batch 512 (the fast profile at IPC 10), channels-last
+    ("frepo", "mnist-5k", 50): 0.7970,
     ("idm", "digits", 1): 0.1047,
     ("idm", "digits", 10): 0.1406,
     ("idm", "mnist-5k", 1): 0.5297,
