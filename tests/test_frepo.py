@@ -169,7 +169,7 @@ def test_frepo_beats_random_on_digits(digits):
         for _ in range(200):
             frepo.step()
         gains.append(accuracy(frepo.summary(), seed) - random_acc)
-    assert min(gains) > 0 and sum(gains) / 3 >= 0.04, gains
+    assert min(gains) > 0 and sum(gains) / 3 >= 0.03, gains
 
 
 def test_kernel_regression_distillers_keep_one_optimiser_on_their_images(digits):
