@@ -120,13 +120,18 @@ def test_rfad_refuses_bad_settings(digits):
 
 @pytest.mark.slow
 def test_rfad_beats_random_on_digits(digits):
-    """As tests/test_beats_random.py: IPC 1, fast settings, 50 steps; measured +0.08 over random's 0.48."""
-    def accuracy(summary):
-        return evaluate_summary(summary, digits, "quick", reps=2, seed=0, device="cpu", augment=None,
+    """As tests/test_beats_random.py: IPC 1, fast settings, 150 steps, seeds 0-2 (measured: 0.60, 0.66, 0.55
+    against random's 0.48, 0.44, 0.41 at 60 epochs without augmentation). One seed at 50 steps (measured +0.08 on
+    one CPU, +0.049 on another) sat at the edge of its +0.05 bar."""
+    def accuracy(summary, seed):
+        return evaluate_summary(summary, digits, "quick", reps=2, seed=seed, device="cpu", augment=None,
                                 epochs=60).acc_mean
 
-    random_acc = accuracy(create_method("random", digits, 1, seed=0).summary())
-    rfad = create_method("rfad", digits, 1, seed=0)
-    for _ in range(50):
-        rfad.step()
-    assert accuracy(rfad.summary()) >= random_acc + 0.05
+    gains = []
+    for seed in range(3):
+        random_acc = accuracy(create_method("random", digits, 1, seed=seed).summary(), seed)
+        rfad = create_method("rfad", digits, 1, seed=seed)
+        for _ in range(150):
+            rfad.step()
+        gains.append(accuracy(rfad.summary(), seed) - random_acc)
+    assert min(gains) > 0.05 and sum(gains) / 3 >= 0.1, gains
