@@ -11,6 +11,8 @@ from distill_core.evaluate import eval_policy, evaluate_summary, resolve_label_l
 from distill_core.methods import create_method
 from distill_core.methods.frepo import label_margin
 
+from seed_gains import gains_over_random
+
 SMALL = {"width": "16", "pool_size": "2", "max_age": "4", "target_batch": "200"}
 
 
@@ -158,17 +160,7 @@ def test_frepo_beats_random_on_digits(digits):
     """As tests/test_beats_random.py: IPC 1, fast settings, 200 steps, seeds 0-2 (measured: 0.55, 0.52, 0.44
     against random's 0.48, 0.44, 0.41 at 60 epochs without augmentation). One seed at 50 steps was too close to
     call: FRePo's ridge of 1e-6 magnifies float rounding, so a CPU with other kernels lands a point either side."""
-    def accuracy(summary, seed):
-        return evaluate_summary(summary, digits, "quick", reps=2, seed=seed, device="cpu", augment=None,
-                                epochs=60).acc_mean
-
-    gains = []
-    for seed in range(3):
-        random_acc = accuracy(create_method("random", digits, 1, seed=seed).summary(), seed)
-        frepo = create_method("frepo", digits, 1, seed=seed)
-        for _ in range(200):
-            frepo.step()
-        gains.append(accuracy(frepo.summary(), seed) - random_acc)
+    gains = gains_over_random("frepo", digits, steps=200)
     assert min(gains) > 0 and sum(gains) / 3 >= 0.03, gains
 
 

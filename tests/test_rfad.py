@@ -11,6 +11,8 @@ from distill_core.evaluate import eval_policy, evaluate_summary, resolve_label_l
 from distill_core.methods import create_method
 from distill_core.random_features import random_convnet, readout_kernel, stacked_features
 
+from seed_gains import gains_over_random
+
 SMALL = {"width": "16", "num_models": "1", "target_batch": "200"}
 
 
@@ -123,15 +125,5 @@ def test_rfad_beats_random_on_digits(digits):
     """As tests/test_beats_random.py: IPC 1, fast settings, 150 steps, seeds 0-2 (measured: 0.60, 0.66, 0.55
     against random's 0.48, 0.44, 0.41 at 60 epochs without augmentation). One seed at 50 steps (measured +0.08 on
     one CPU, +0.049 on another) sat at the edge of its +0.05 bar."""
-    def accuracy(summary, seed):
-        return evaluate_summary(summary, digits, "quick", reps=2, seed=seed, device="cpu", augment=None,
-                                epochs=60).acc_mean
-
-    gains = []
-    for seed in range(3):
-        random_acc = accuracy(create_method("random", digits, 1, seed=seed).summary(), seed)
-        rfad = create_method("rfad", digits, 1, seed=seed)
-        for _ in range(150):
-            rfad.step()
-        gains.append(accuracy(rfad.summary(), seed) - random_acc)
+    gains = gains_over_random("rfad", digits, steps=150)
     assert min(gains) > 0.05 and sum(gains) / 3 >= 0.1, gains
