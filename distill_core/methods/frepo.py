@@ -65,8 +65,8 @@ class FRePoConfig(DistillerConfig):
     target_batch: int = 1024       # real images per step (uniformly drawn)
     ridge: float = 1e-6
     flip: bool = False             # also regress from the mirrored synthetic images (colour sets)
-    channels_last: bool = False    # the pool's networks and their inputs channels-last: the same numbers (sums in
-    #                                another order), about 1.7x faster per step on a CPU (`benchmarks/frepo_layout.py`)
+    channels_last: bool = False    # the pool's networks and their inputs channels-last (as NetworkSpeedConfig's;
+    #                                sums in another order), 1.4-1.9x faster per step on a CPU (benchmarks/frepo_layout.py)
 
     def validate(self) -> None:
         super().validate()
