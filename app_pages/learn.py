@@ -43,7 +43,7 @@ def _topic(topic: learn.Topic, heading) -> None:
     st.markdown(topic.text)
     for i, preset in enumerate(topic.presets):
         ready = preset.available and dataset_available(preset.dataset)
-        secs = preset.expected_seconds()
+        secs = preset.expected_seconds(stored=preset.stored()) if ready else preset.expected_seconds()
         label = f"Try it: {preset.title}" + (f" ({describe_seconds(secs)})" if secs is not None else "")
         if st.button(label, key=f"learn.{topic.key}.{i}", disabled=not ready, icon=":material/play_circle:",
                      help="Starts the run on the Distill page right away."):

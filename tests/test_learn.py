@@ -251,3 +251,36 @@ def test_distill_page_estimate_knows_whether_the_experts_are_stored(tmp_path, mo
     stored = note()
     assert estimates.describe_seconds(per_run) in stored and "Its experts are stored, not trained again" in stored
     assert not at.exception
+
+
+def test_learn_page_presets_drop_the_experts_training_once_they_are_stored(tmp_path, monkeypatch, digits):
+    """A trajectory preset's button counts its experts' training (26 s on digits) only while they are missing:
+    with the preset's own experts stored, its estimate is the run's steps alone, and the page shows that."""
+    import torch
+
+    from distill_core.experts import experts_folder
+    from ui import learn
+
+    monkeypatch.setenv("DISTILL_EXPERTS_DIR", str(tmp_path / "experts"))
+    preset = next(p for p in _presets() if p.method == "mtt")
+    assert preset.stored() is False
+    missing = preset.expected_seconds(stored=preset.stored())
+    assert missing == pytest.approx(preset.expected_seconds())  # unknown and missing both count the training
+    cls = METHODS["mtt"]
+    cfg = cls.Config.from_overrides(preset.dataset, preset.as_request(start=False)["settings"], ipc=preset.ipc)
+    _, folder = experts_folder(digits, cfg.expert_spec())
+    folder.mkdir(parents=True)
+    for i in range(cfg.num_experts):  # the check reads each file's epochs, not its values
+        torch.save({"trajectory": torch.zeros(cfg.expert_train_epochs + 1, 4), "meta": {}},
+                   folder / f"expert_{i:03d}.pt")
+    assert preset.stored() is True
+    assert preset.expected_seconds(stored=True) == pytest.approx(missing - 26.0)
+    assert next(p for p in _presets() if p.method == "random").stored() is None  # trains nothing first
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/learn.py")
+    at.run()
+    labels = [b.label for b in at.button if preset.title in b.label]
+    assert labels == [f"Try it: {preset.title} ({learn.describe_seconds(missing - 26.0)})"], labels
+    assert not at.exception

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill_core.data import load_dataset
 from distill_core.estimates import WARN_ABOVE_S, describe_seconds, estimate_seconds, first_use_seconds, needs_warning
 from distill_core.methods import METHODS
 
@@ -55,12 +56,26 @@ class Preset:
             return 1
         return int(self.steps or getattr(METHODS[self.method], "default_steps", 1))
 
-    def expected_seconds(self) -> float | None:
-        """The estimate from measured seconds per step (`distill_core.estimates`)."""
+    def expected_seconds(self, stored: bool | None = None) -> float | None:
+        """The estimate from measured seconds per step (`distill_core.estimates`); `stored` (see `stored()`) drops
+        the experts' or teacher's first-use training when they are already stored (None: counted)."""
         name = self.method
         if name is None:
             return None
-        return estimate_seconds(name, self.dataset, self.ipc, self.run_steps(), self.kind)
+        return estimate_seconds(name, self.dataset, self.ipc, self.run_steps(), self.kind, stored=stored)
+
+    def stored(self) -> bool | None:
+        """Whether what this preset's run trains before its first step (experts, a teacher: with the preset's own
+        settings) is stored already; None when it trains nothing first or that cannot be checked."""
+        name = self.method
+        if name is None or not METHODS[name].trains_first:
+            return None
+        try:
+            cls = METHODS[name]
+            config = cls.Config.from_overrides(self.dataset, self.as_request(start=False)["settings"], ipc=self.ipc)
+            return cls.first_use_stored(load_dataset(self.dataset), config)
+        except Exception:  # noqa: BLE001 - an estimate that counts the training is the safe side
+            return None
 
     def as_request(self, start: bool = True) -> dict[str, Any]:
         """The dict `ui.state.request_preset` takes; `start` asks the app to start it at once."""
