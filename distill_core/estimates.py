@@ -5,7 +5,8 @@
 setting), `fast` settings. `SETUP_SECONDS` is what a method spends before its first step (mtt, tesla and datm
 train their experts on digits, rded and random-soft their teacher, when none are stored); `FIRST_USE_SECONDS`
 is the experts' training on the larger sets, stated beside the estimate rather than in it (it happens once).
-Both drop out when the caller knows that what they train is already stored (`Method.first_use_stored`).
+Both drop out when the caller knows that what they train is already stored (`Method.first_use_stored`); full
+MNIST and KMNIST take Fashion-MNIST's (`SAME_TRAINING_AS`: the same images, count and recipes).
 `estimate_seconds` reads the first two:
 
 - between measured IPCs the time per step is interpolated linearly, above the largest it grows along the last
@@ -96,6 +97,11 @@ FIRST_USE_SECONDS: dict[tuple[str, str], float] = {
     for dataset, seconds in (("mnist-5k", 116.0), ("fashion-mnist", 1200.0))
 }
 
+# dataset -> the measured dataset whose first-use and set-up training it shares: full MNIST and KMNIST have
+# Fashion-MNIST's 28×28 greyscale images, 60,000 of them, and the same `fast` recipes, so their experts and
+# teacher train on as many images for as many epochs
+SAME_TRAINING_AS = {"mnist": "fashion-mnist", "kmnist": "fashion-mnist"}
+
 # dataset -> the measured dataset whose rows it uses (scaled by pixels per image)
 FAMILY = {"digits": "digits", "mnist-5k": "mnist-5k", "mnist": "mnist-5k", "fashion-mnist": "mnist-5k",
           "kmnist": "mnist-5k", "cifar10": "mnist-5k", "cifar100": "mnist-5k", "svhn": "mnist-5k"}
@@ -142,7 +148,8 @@ def estimate_seconds(method: str, dataset: str, ipc: int, steps: int | None, kin
                      pixels: int | None = None, stored: bool | None = None) -> float | None:
     """Expected seconds of a run on a 2-core CPU (None when nothing measured applies), its set-up included unless
     `stored` says what the set-up trains is already stored (None: unknown, counted)."""
-    setup = 0.0 if stored else SETUP_SECONDS.get((method, dataset),
+    same = SAME_TRAINING_AS.get(dataset, dataset)
+    setup = 0.0 if stored else SETUP_SECONDS.get((method, same),
                                                   SETUP_SECONDS.get((method, FAMILY.get(dataset, "")), 0.0))
     if kind == "selector":
         return SELECTOR_SECONDS + setup
@@ -156,7 +163,7 @@ def first_use_seconds(method: str, dataset: str, stored: bool | None = None) -> 
     """Seconds a method's first run on `dataset` spends training what it stores (its experts) before its first
     step, when that is measured and not already part of `estimate_seconds` (None otherwise, and when `stored`
     says they are already stored)."""
-    return None if stored else FIRST_USE_SECONDS.get((method, dataset))
+    return None if stored else FIRST_USE_SECONDS.get((method, SAME_TRAINING_AS.get(dataset, dataset)))
 
 
 def needs_warning(seconds: float | None) -> bool:

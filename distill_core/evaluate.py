@@ -406,7 +406,8 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
                      label_loss: str = "auto", on_model_done: Callable[[int, float], None] | None = None,
                      should_stop: Callable[[], bool] | None = None,
                      on_epoch_end: Callable[[int, torch.optim.Optimizer], None] | None = None,
-                     rep_indices: Sequence[int] | None = None, relabel: str = "none") -> EvalResult:
+                     rep_indices: Sequence[int] | None = None, relabel: str = "none",
+                     lr: float | None = None) -> EvalResult:
     """Train `reps` freshly initialised networks on the summary; mean ± std of their accuracy on `split`.
 
     `augment="auto"`, the epochs and the learning rate follow `eval_policy(summary.method, dataset.name,
@@ -416,6 +417,7 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
     `rep_indices` trains only those of the `reps` networks (one rank's share, see `evaluate_sharded`).
     `relabel="teacher"` (summaries labelled by a teacher: rded, random-soft) relabels every augmented batch with
     that teacher while the network trains, RDED's own evaluation (`distill_core.relabel`); DSA unless forced.
+    `lr` forces the networks' learning rate (default: the policy's, see `network_lr`).
     `details` records everything that decides the figure (augmentation, epochs, lr, architectures, loss, split).
     """
     names = protocol_names()
@@ -467,9 +469,15 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
         n_epochs = int(epochs)
     else:
         n_epochs = proto.epochs_augmented if aug is not None else proto.epochs
+    if lr is not None and not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr)
+                               and lr > 0):
+        raise InvalidInputError(f"lr must be a positive number, got {lr!r}")
+    forced_lr = lr
     lr = learned_lr(summary, policy)
     lr_source = f"summary meta {policy.lr_from} (learned)" if lr is not None else "protocol"
     lr = proto.lr if lr is None else lr
+    if forced_lr is not None:
+        lr, lr_source = float(forced_lr), "forced"
     x_eval, y_eval = split_data(dataset, split)
     x = dataset.normalize(summary.images.float())
     y = label_targets(summary, loss_name)

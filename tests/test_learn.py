@@ -284,3 +284,23 @@ def test_learn_page_presets_drop_the_experts_training_once_they_are_stored(tmp_p
     labels = [b.label for b in at.button if preset.title in b.label]
     assert labels == [f"Try it: {preset.title} ({learn.describe_seconds(missing - 26.0)})"], labels
     assert not at.exception
+
+
+def test_full_mnist_and_kmnist_share_fashion_mnists_first_use_training():
+    """Full MNIST and KMNIST train their experts and teacher on as many 28×28 images with the same recipes as
+    Fashion-MNIST, so their estimates state the same first-use training (not nothing, not mnist-5k's)."""
+    from distill_core.methods import METHODS
+    from ui import learn
+
+    for name in ("mnist", "kmnist"):
+        for method in ("mtt", "tesla", "datm"):
+            assert estimates.first_use_seconds(method, name) == estimates.first_use_seconds(method, "fashion-mnist")
+            assert METHODS[method].Config.for_dataset(name, "fast", 1).expert_spec() \
+                == METHODS[method].Config.for_dataset("fashion-mnist", "fast", 1).expert_spec()
+        text, _ = learn.estimate_note("mtt", name, 1, 100)
+        assert "about 20 min more, once" in text
+        assert estimates.estimate_seconds("rded", name, 10, 1, "selector") \
+            == pytest.approx(estimates.estimate_seconds("rded", "fashion-mnist", 10, 1, "selector"))
+        assert METHODS["rded"].Config.for_dataset(name, "fast", 10).teacher_spec() \
+            == METHODS["rded"].Config.for_dataset("fashion-mnist", "fast", 10).teacher_spec()
+    assert estimates.first_use_seconds("mtt", "cifar10") is None  # colour sets: nothing measured, nothing claimed
