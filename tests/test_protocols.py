@@ -13,6 +13,7 @@ from distill_core.errors import InvalidInputError, UnknownNameError
 from distill_core.evaluate import (PROTOCOLS, eval_policy, evaluate_summary, label_loss_fn, policy_table,
                                    resolve_label_loss)
 from distill_core.methods import create_method
+from distill_core.methods.label_solve import centred_one_hot
 from distill_core.summary import Summary
 
 RECORD_FIELDS = {"split", "augmentation", "augmentation_source", "epochs", "lr", "lr_source", "momentum",
@@ -280,3 +281,53 @@ def test_a_live_evaluation_says_when_its_network_diverged(digits):
     marked = [t for t in accuracy_figure(rows).data if t.name == "evaluation diverged"]
     assert len(marked) == 1 and list(marked[0].x) == [20]
     assert not [t for t in accuracy_figure(rows[:1]).data if t.name == "evaluation diverged"]
+
+
+# ------------------------------------------------------------------------------ MSE fits: learning rates
+
+def test_mse_fits_train_at_their_architectures_rate_and_say_so(digits):
+    """Summaries fitted with MSE (kernel methods' regression targets) train at `MSE_LR`'s rate for the
+    architecture under `quick`; cross-entropy fits, `paper`, and a forced lr are untouched; the record says which."""
+    from distill_core.evaluate import MSE_LR, network_lr
+
+    assert MSE_LR and all(protocol == "quick" and rate > 0 for (protocol, _), rate in MSE_LR.items())
+    base = create_method("random", digits, 1, seed=0).summary()
+    soft = _as(base, "ls", labels=centred_one_hot(base.labels, base.num_classes))
+    lrs: list[float] = []
+
+    def record(epoch: int, opt: torch.optim.Optimizer) -> None:
+        lrs.append(opt.param_groups[0]["lr"])
+
+    for model in ("convnet", "lenet", "mlp"):
+        lrs.clear()
+        result = evaluate_summary(soft, digits, "quick", model=model, reps=1, device="cpu", epochs=2,
+                                  on_epoch_end=record)
+        assert result.details["label_loss"] == "mse"
+        assert lrs[0] == pytest.approx(MSE_LR[("quick", model)]) == pytest.approx(result.details["lr"])
+        assert result.details["lr_source"].startswith(f"MSE fit, {model}")
+    hard = evaluate_summary(base, digits, "quick", model="lenet", reps=1, device="cpu", epochs=1)
+    assert hard.details["lr"] == PROTOCOLS["quick"].lr and hard.details["lr_source"] == "protocol"
+    paper = evaluate_summary(soft, digits, "paper", model="lenet", reps=1, device="cpu", epochs=1)
+    assert paper.details["lr"] == PROTOCOLS["paper"].lr and paper.details["lr_source"] == "protocol"
+    forced = evaluate_summary(soft, digits, "quick", model="lenet", reps=1, device="cpu", epochs=1, lr=0.02)
+    assert forced.details["lr"] == 0.02 and forced.details["lr_source"] == "forced"
+    # MTT's learned rate still wins over the MSE table when a summary carries one
+    assert network_lr(_as(soft, "mtt", syn_lr=0.037), eval_policy("mtt", "digits", "quick"), "lenet",
+                      "mse") == (pytest.approx(0.037), "summary meta syn_lr (learned)")
+    for bad in (0.0, -1.0, float("nan"), True):
+        with pytest.raises(InvalidInputError, match="lr must be a positive number"):
+            evaluate_summary(soft, digits, "quick", reps=1, device="cpu", epochs=1, lr=bad)
+
+
+def test_lenet_fits_regression_targets_at_its_mse_rate_and_not_at_the_protocols(digits):
+    """Ten real digits per class with centred one-hot targets (Label Solve's starting point): LeNet fitted with
+    MSE at the protocol's 0.01 for 150 epochs stays near chance (networks 0-1 on validation: 22 % and 16 %), at
+    its MSE rate it learns the digits (87 % and 91 %)."""
+    from distill_core.evaluate import MSE_LR
+
+    picked = create_method("random", digits, 10, seed=0).summary()
+    soft = _as(picked, "ls", labels=centred_one_hot(picked.labels, picked.num_classes))
+    slow = evaluate_summary(soft, digits, "quick", model="lenet", reps=2, device="cpu", split="val", lr=0.01)
+    fitted = evaluate_summary(soft, digits, "quick", model="lenet", reps=2, device="cpu", split="val")
+    assert fitted.details["lr"] == MSE_LR[("quick", "lenet")] > 0.01
+    assert slow.acc_mean < 0.35 and fitted.acc_mean > 0.75 and min(fitted.accs) > max(slow.accs) + 0.4
