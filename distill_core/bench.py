@@ -58,6 +58,7 @@ class BenchRow:
     model: str = "convnet"             # the evaluating architecture
     soft_labels: str | None = None     # where the summary's soft labels came from ("teacher", "learned"); None: hard
     label_loss: str | None = None      # the loss the evaluation trained the labels with (ce, mse, soft_ce)
+    lr: float | None = None            # the evaluation networks' learning rate (see `evaluate.network_lr`)
     diverged: int = 0                  # evaluation networks whose training loss became NaN or infinite
     relabel: str = "none"              # "teacher": the teacher relabelled every augmented batch (rded, random-soft)
     overrides: dict = field(default_factory=dict)  # settings given on top of the profile (`bench --param`)
@@ -170,6 +171,7 @@ def run_cell(dataset: ImageSet, name: str, ipc: int, steps: int | None = None, p
             result = evaluate_summary(summary, dataset, protocol, model=model, reps=reps, seed=eval_seed(s),
                                       device=device, should_stop=should_stop, split=split, relabel=row.relabel)
             row.label_loss = result.details.get("label_loss")
+            row.lr = result.details.get("lr")
             row.diverged += diverged_networks(result)
             _add_evaluated(row, result.accs, time.perf_counter() - t0)
         _finish(row, seeds)
@@ -259,6 +261,7 @@ class _Evaluated:
     seconds: float = 0.0
     error: str | None = None
     label_loss: str | None = None
+    lr: float | None = None
     diverged: int = 0
 
 
@@ -306,7 +309,7 @@ def run_bench_sharded(dist: "Dist", dataset: ImageSet, methods: list[str], ipcs:
         except DistillError as exc:
             return _Evaluated([], error=str(exc))
         return _Evaluated([float(a) for a in result.accs], time.perf_counter() - t0,
-                          label_loss=result.details.get("label_loss"),
+                          label_loss=result.details.get("label_loss"), lr=result.details.get("lr"),
                           diverged=diverged_networks(result))
 
     evaluated: dict[tuple[tuple[int, int], str], list[_Evaluated]] = {}
@@ -326,6 +329,7 @@ def run_bench_sharded(dist: "Dist", dataset: ImageSet, methods: list[str], ipcs:
             row.relabel = relabel_of(d.summary, relabel)
             parts = evaluated[((c, s), model)]
             row.label_loss = next((p.label_loss for p in parts if p.label_loss), None)
+            row.lr = next((p.lr for p in parts if p.lr is not None), None)
             failed = [p.error for p in parts if p.error is not None]
             if failed:
                 row.error = failed[0]
@@ -368,14 +372,28 @@ def _label(r: BenchRow) -> str:
 
 
 def soft_note(rows: list[BenchRow]) -> str:
-    """A footnote naming the soft-label rows' label sources and losses ('' when every row used hard labels)."""
-    soft = {(r.method, r.soft_labels, r.label_loss, r.relabel) for r in rows if r.soft_labels}
+    """A footnote naming the soft-label rows' label sources, losses and networks' learning rates ('' when every row
+    used hard labels)."""
+    soft: dict[tuple, dict[str, float | None]] = {}
+    for r in rows:
+        if r.soft_labels:
+            soft.setdefault((r.method, r.soft_labels, r.label_loss, r.relabel), {})[r.model] = r.lr
     if not soft:
         return ""
     parts = [f"{m}: {src} soft labels" + (", relabelled by the teacher on every augmented batch" if rl == "teacher"
-                                           else "") + f", trained with {loss or 'the policy loss'}"
-             for m, src, loss, rl in sorted(soft)]
+                                           else "") + f", trained with {loss or 'the policy loss'}" + _lr_note(lrs)
+             for (m, src, loss, rl), lrs in sorted(soft.items())]
     return f"{SOFT_MARK} soft labels — " + "; ".join(parts)
+
+
+def _lr_note(lrs: dict[str, float | None]) -> str:
+    """' at lr 0.03', or ' at lr 0.03 (convnet), 0.3 (lenet)' when the architectures' rates differ."""
+    known = {m: lr for m, lr in lrs.items() if lr is not None}
+    if not known:
+        return ""
+    if len(set(known.values())) == 1:
+        return f" at lr {next(iter(known.values())):g}"
+    return " at lr " + ", ".join(f"{lr:g} ({m})" for m, lr in known.items())
 
 
 def _diverged_note(r: BenchRow) -> str:

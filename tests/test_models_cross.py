@@ -93,6 +93,32 @@ def test_soft_label_rows_are_marked():
     assert "| rded † |" in markdown_table(rows[1:], [10])
 
 
+def test_soft_label_footnote_names_the_networks_learning_rates():
+    """MSE fits train at their architecture's rate, so the footnote says which rate each architecture used."""
+    from distill_core.bench import soft_note
+
+    rows = [BenchRow("rfad", 10, acc_mean=0.8, model="convnet", soft_labels="learned", label_loss="mse", lr=0.03),
+            BenchRow("rfad", 10, acc_mean=0.7, model="lenet", soft_labels="learned", label_loss="mse", lr=0.3),
+            BenchRow("rded", 10, acc_mean=0.6, model="convnet", soft_labels="teacher", label_loss="soft_ce",
+                     lr=0.01),
+            BenchRow("rded", 10, acc_mean=0.5, model="lenet", soft_labels="teacher", label_loss="soft_ce", lr=0.01)]
+    note = soft_note(rows)
+    assert "rfad: learned soft labels, trained with mse at lr 0.03 (convnet), 0.3 (lenet)" in note
+    assert "rded: teacher soft labels, trained with soft_ce at lr 0.01;" in note
+    assert "at lr" not in soft_note([BenchRow("ls", 1, soft_labels="solved", label_loss="mse")])
+
+
+def test_bench_rows_record_the_networks_learning_rate(digits):
+    """A bench row keeps the rate its networks trained at: the MSE rate of the architecture for solved labels."""
+    from distill_core.bench import run_bench
+    from distill_core.evaluate import MSE_LR, PROTOCOLS
+
+    rows = run_bench(digits, ["random", "ls"], [1], reps=1, device="cpu", models=["lenet"])
+    by = {r.method: r for r in rows}
+    assert by["random"].lr == PROTOCOLS["quick"].lr and by["random"].label_loss == "ce"
+    assert by["ls"].label_loss == "mse" and by["ls"].lr == MSE_LR[("quick", "lenet")]
+
+
 def test_cells_with_diverged_networks_say_so(digits, monkeypatch):
     import distill_core.evaluate as evaluate
 
