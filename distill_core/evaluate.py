@@ -136,8 +136,8 @@ SOFT_LABEL_LOSS: dict[str, str] = {
 KERNEL_LABEL_METHODS = frozenset({"kip", "ls", "rfad", "frepo"})
 # (protocol, architecture) -> the learning rate of networks fitting their targets with MSE (others: the
 # protocol's). MSE to regression targets gives a network a gradient several times smaller than cross-entropy to
-# hard labels does, so at the protocol's 0.01 MSE fits underfit in `quick`'s 150 epochs: LeNet names one class for
-# nearly every image (15 % on RFAD's labels), AlexNet and ResNet-18 fall 20 points short. Chosen on the validation
+# hard labels does, so at the protocol's 0.01 MSE fits underfit in `quick`'s 150 epochs: LeNet stays near chance
+# (15 % on RFAD's labels), AlexNet and ResNet-18 fall 10-20 points short. Chosen on the validation
 # split: fashion-mnist IPC 10, the `fast` RFAD and FRePo summaries (learned labels, seed 0), one network per rate,
 # rates 0.01 / 0.03 / 0.1 / 0.3 (LeNet also 1.0); the rate with the best mean over the two, a rate that diverged
 # or collapsed on either excluded (validation accuracy %, RFAD / FRePo):
