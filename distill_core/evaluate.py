@@ -18,9 +18,9 @@ read by one function, `eval_policy(method, dataset, protocol)`:
 | idm, tesla, datm | DSA (no flip on digit sets) | 1000 / 200 | tesla, datm: learned `syn_lr` | their authors' code |
 | dc on mnist, mnist-5k | DC's crop/scale/rotate | 1000 / 200 | 0.01 | DC's code augments MNIST only |
 | dc elsewhere (e.g. fashion-mnist) | none | 300 / 150 | 0.01 | DC's code |
-| kip, ls (kernel images) | none | 300 / 150 | 0.01 | the KIP paper trains networks on its images plainly |
-| rfad | none | 300 / 150 | 0.01 | RFAD's code trains networks on its images plainly |
-| frepo | DSA (no flip on digit sets) | 1000 / 200 | 0.01 | FRePo's code: colour/crop/rotate/scale/cutout |
+| kip, ls (kernel images) | none | 300 / 150 | 0.01 (quick, MSE fits: MSE_LR) | the KIP paper trains networks on its images plainly |
+| rfad | none | 300 / 150 | 0.01 (quick, MSE fits: MSE_LR) | RFAD's code trains networks on its images plainly |
+| frepo | DSA (no flip on digit sets) | 1000 / 200 | 0.01 (quick, MSE fits: MSE_LR) | FRePo's code: colour/crop/rotate/scale/cutout |
 | selectors (random, herding, …) | none | 300 / 150 | 0.01 | real images; the field's coreset baselines |
 | rded, random-soft (teacher soft labels) | none | 300 / 150 | 0.01 | fixed labels: soft cross-entropy (RDED's KL) |
 
