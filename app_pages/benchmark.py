@@ -11,6 +11,7 @@ from distill_core.evaluate import SPLITS, protocol_names
 from distill_core.methods import METHODS, by_family, family_label
 from distill_core.models import MODELS
 from distill_core.profiles import PROFILES
+from distill_core.relabel import RELABEL_MODES, RELABEL_WORDS
 from distill_core.runs import default_runs_dir
 from ui import bench_view, state
 from ui.distill_view import profile_label
@@ -80,15 +81,17 @@ with st.form("benchmark.form", border=True):
                              help="KEY=VALUE pairs given to every chosen method on top of its profile, as `bench "
                                   "--param` does; each must be a setting of every chosen method (they are checked "
                                   "before anything runs)")
-    relabel = st.checkbox("Teacher relabelling (rded, random-soft)", key="benchmark.relabel",
-                          help="RDED's own evaluation: the teacher labels every augmented batch while each network "
-                               "trains, instead of the one fixed soft label per image; other methods are unchanged")
+    relabel = st.selectbox("Teacher relabelling (rded, random-soft)", RELABEL_MODES, key="benchmark.relabel",
+                           format_func=RELABEL_WORDS.get,
+                           help="RDED's own evaluation: the teacher labels every augmented batch while each network "
+                                "trains, instead of the one fixed soft label per image (with CutMix, as RDED's "
+                                "students train); other methods are unchanged")
     submitted = st.form_submit_button("Start", type="primary", disabled=running, icon=":material/play_arrow:")
 
 if submitted and not running:
     with guard("The benchmark could not start"):
         slot.job = BenchJob(ds, methods, ipcs, steps=steps or None, protocol=protocol, reps=reps, seed=seed,
-                            relabel="teacher" if relabel else "none", seeds=seeds, profile=profile, split=split,
+                            relabel=relabel, seeds=seeds, profile=profile, split=split,
                             models=models, overrides=parse_settings(settings)).start()
         st.rerun()
 

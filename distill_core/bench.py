@@ -19,7 +19,7 @@ from .evaluate import evaluate_summary, network_reps
 from .methods import create_method, get_method
 from .pipeline import DistillRun, default_steps
 from .profiles import check_profile
-from .relabel import check_relabel
+from .relabel import check_relabel, relabel_phrase, relabels
 from .summary import Summary
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class BenchRow:
     label_loss: str | None = None      # the loss the evaluation trained the labels with (ce, mse, soft_ce)
     lr: float | None = None            # the evaluation networks' learning rate (see `evaluate.network_lr`)
     diverged: int = 0                  # evaluation networks whose training loss became NaN or infinite
-    relabel: str = "none"              # "teacher": the teacher relabelled every augmented batch (rded, random-soft)
+    relabel: str = "none"              # "teacher"/"teacher-cutmix": the teacher relabelled every batch (rded, random-soft)
     overrides: dict = field(default_factory=dict)  # settings given on top of the profile (`bench --param`)
 
     def to_dict(self) -> dict:
@@ -76,7 +76,7 @@ def relabel_of(summary: Summary, relabel: str) -> str:
     """The relabelling a bench's `relabel` gives this summary: "teacher" only where a teacher made its labels (the
     other rows of the same bench keep their fixed labels), else "none"."""
     check_relabel(relabel)
-    return "teacher" if relabel == "teacher" and (summary.meta or {}).get("soft_labels") == "teacher" else "none"
+    return relabel if relabels(relabel) and (summary.meta or {}).get("soft_labels") == "teacher" else "none"
 
 
 def parse_settings(text: str) -> dict[str, str]:
@@ -380,8 +380,7 @@ def soft_note(rows: list[BenchRow]) -> str:
             soft.setdefault((r.method, r.soft_labels, r.label_loss, r.relabel), {})[r.model] = r.lr
     if not soft:
         return ""
-    parts = [f"{m}: {src} soft labels" + (", relabelled by the teacher on every augmented batch" if rl == "teacher"
-                                           else "") + f", trained with {loss or 'the policy loss'}" + _lr_note(lrs)
+    parts = [f"{m}: {src} soft labels{relabel_phrase(rl)}, trained with {loss or 'the policy loss'}{_lr_note(lrs)}"
              for (m, src, loss, rl), lrs in sorted(soft.items())]
     return f"{SOFT_MARK} soft labels — " + "; ".join(parts)
 

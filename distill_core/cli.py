@@ -298,6 +298,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .bench import check_split
     from .data import load_dataset
     from .evaluate import evaluate_sharded
+    from .relabel import relabel_phrase
     from .runs import add_evaluation, load_run
 
     dist = _dist(args)
@@ -324,7 +325,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                "eval": evaluation, "world_size": dist.world_size}
     text = (f"{cfg['method']} on {cfg['dataset']}, IPC {cfg['ipc']}: {result.protocol} ({result.model}, "
             f"{result.reps} reps, {args.split} split"
-            + (", relabelled by the teacher on every augmented batch" if evaluation["relabel"] == "teacher" else "")
+            + relabel_phrase(evaluation["relabel"])
             + f") {100 * result.acc_mean:.2f}% ± {100 * result.acc_std:.2f}")
     if evaluation["diverged"]:
         text += (f" — {len(evaluation['diverged'])} of {result.reps} networks diverged (NaN or infinite loss); "
@@ -480,7 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
 
         p.add_argument("--relabel", default="none", choices=RELABEL_MODES,
                        help="teacher: summaries labelled by a teacher (rded, random-soft) are evaluated with the "
-                            "teacher relabelling every augmented batch, RDED's own evaluation; other rows unchanged")
+                            "teacher relabelling every augmented batch, RDED's own evaluation; teacher-cutmix: the "
+                            "same with CutMix after the augmentation, as RDED's students train; other rows unchanged")
 
     def common(p: argparse.ArgumentParser, data: bool = True) -> None:
         p.add_argument("--json", action="store_true", help="print one JSON object as the last line")

@@ -31,7 +31,8 @@ labels by name, `SOFT_LABEL_LOSS`). `label_loss` forces one; the record states w
 networks fitting MSE targets train at their architecture's rate (`MSE_LR`, chosen on the validation split);
 `lr` forces a rate. The record's `lr_source` says where the rate came from.
 `relabel="teacher"` replaces rded's and random-soft's fixed labels by their teacher's labels of every augmented
-batch (`distill_core.relabel`), RDED's own evaluation; the record says so.
+batch (`distill_core.relabel`), RDED's own evaluation; `"teacher-cutmix"` also mixes every batch with CutMix, as
+RDED's students train; the record says so.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ from .data import ImageSet
 from .device import make_generator, resolve_device, to_device
 from .errors import InvalidInputError, UnknownNameError
 from .models import MODELS, build_seeded, default_depth
-from .relabel import check_relabel, teacher_relabeller
+from .relabel import ThenCutMix, check_relabel, relabels, teacher_relabeller
 from .summary import Summary
 
 if TYPE_CHECKING:
@@ -456,7 +457,8 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
     Rep r uses seed `seed + r` for its initialisation, batch order and augmentation, so results repeat exactly;
     `rep_indices` trains only those of the `reps` networks (one rank's share, see `evaluate_sharded`).
     `relabel="teacher"` (summaries labelled by a teacher: rded, random-soft) relabels every augmented batch with
-    that teacher while the network trains, RDED's own evaluation (`distill_core.relabel`); DSA unless forced.
+    that teacher while the network trains, RDED's own evaluation (`distill_core.relabel`); DSA unless forced;
+    `relabel="teacher-cutmix"` adds CutMix after the augmentation, as RDED's students train.
     `lr` forces the networks' learning rate (default: see `network_lr`).
     `details` records everything that decides the figure (augmentation, epochs, lr, architectures, loss, split).
     """
@@ -492,17 +494,19 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
     proto = PROTOCOLS[protocol]
     policy = eval_policy(summary.method, dataset.name, protocol)
     relabeller, relabel_record = None, {"relabel": "none"}
-    if relabel == "teacher":
+    if relabels(relabel):
         if label_loss not in ("auto", "soft_ce"):
             raise InvalidInputError(f"relabel='teacher' trains on the teacher's probabilities with soft_ce, "
                                     f"not {label_loss}")
-        relabeller, relabel_record = teacher_relabeller(summary, dataset, dev)
+        relabeller, relabel_record = teacher_relabeller(summary, dataset, dev, mode=relabel)
         label_loss = "soft_ce"
         if isinstance(augment, str) and augment == "auto":  # RDED augments every batch before relabelling it
             augment, relabel_record["augmentation_why"] = "dsa", RELABEL_AUGMENT_WHY
     aug, aug_source = _resolve_augment(augment, policy, dataset.name)
     if relabel_record.get("augmentation_why"):
         aug_source = "relabel"
+    if relabel == "teacher-cutmix":  # RDED's students: CutMix after the augmentation, the teacher labels the mix
+        aug = ThenCutMix(aug)
     loss_name = resolve_label_loss(label_loss, summary)
     reps = int(reps or proto.reps)
     if epochs is not None:

@@ -146,6 +146,7 @@ def test_benchmark_page_runs_saves_and_reopens(runs_dir):
     at.number_input(key="benchmark.reps").set_value(1)
     at.number_input(key="benchmark.seeds").set_value(2)
     at.selectbox(key="benchmark.split").set_value("val")
+    at.selectbox(key="benchmark.relabel").set_value("teacher-cutmix")  # the teacher rows' evaluation (none here)
     at.text_input(key="benchmark.settings").set_value("lr=0.3")
     at.button[0].click().run()  # a setting random does not have: refused in one line, nothing starts
     assert not at.exception and any("random has no setting 'lr'" in e.value for e in at.error)
@@ -173,6 +174,7 @@ def test_benchmark_page_runs_saves_and_reopens(runs_dir):
     saved = list((runs_dir / "bench").glob("*.json"))
     saved_payload = json.loads(saved[0].read_text()) if len(saved) == 1 else {}
     assert saved_payload["rows"][0]["method"] == "random" and saved_payload["split"] == "val"
+    assert saved_payload["relabel"] == "teacher-cutmix" and saved_payload["rows"][0]["relabel"] == "none"
     at.session_state["benchmark.source"] = "Open saved results"
     at.run()
     _clean(at)

@@ -70,6 +70,8 @@ def _row_note(r: dict[str, Any]) -> str:
     notes = [r.get("error") or ""]
     if r.get("relabel") == "teacher":
         notes.append("teacher relabelling")
+    elif r.get("relabel") == "teacher-cutmix":
+        notes.append("teacher relabelling, CutMix")
     if r.get("diverged"):
         notes.append(f"{r['diverged']} network(s) diverged")
     return "; ".join(n for n in notes if n)
