@@ -22,15 +22,21 @@ Images are augmented in whatever space they are given (the distillers use the no
 
 `DCAugment` is the other augmentation the field evaluates with: DC's crop / scale / rotate, which the DC authors'
 code applies (one transformation per image, drawn at random) when training networks on DC's MNIST images.
+`ThenCutMix` follows an augmentation with `cutmix` (RDED's students; used by teacher relabelling, whose teacher
+labels the mixed view, so no labels are mixed).
+
 Both describe themselves (`describe()`: name and parameters) so every evaluation record can say what it used.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
+from .device import to_device
 from .errors import InvalidInputError
 
 FAMILIES: tuple[str, ...] = ("color", "crop", "cutout", "flip", "scale", "rotate")
@@ -270,6 +276,42 @@ def _shift_fill(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, fill: torch
 def dc_augment(dataset_name: str = "") -> DCAugment:  # noqa: ARG001 - one setting for every set DC augments
     """The `Augment` callable for evaluating DC's images on MNIST-family digits (1000 epochs in `paper`)."""
     return DCAugment()
+
+
+def cutmix(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """CutMix without labels (RDED's students, β(1, 1)): λ ~ U(0, 1); one box of side √(1 − λ) times the image's,
+    centred uniformly and clipped to the image, is copied into every image from another image of the batch (a
+    random permutation). Returns a new tensor; `x` is unchanged."""
+    n, _, h, w = x.shape
+    lam = float(torch.rand((), generator=generator))
+    perm = torch.randperm(n, generator=generator)
+    cy, cx = (int(v) for v in torch.randint(0, 1 << 30, (2,), generator=generator))
+    cy, cx = cy % h, cx % w
+    cut_h, cut_w = int(h * (1.0 - lam) ** 0.5), int(w * (1.0 - lam) ** 0.5)
+    y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
+    x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
+    mixed = x.clone()
+    if y1 > y0 and x1 > x0:
+        mixed[:, :, y0:y1, x0:x1] = x[to_device(perm, x.device)][:, :, y0:y1, x0:x1]
+    return mixed
+
+
+class ThenCutMix:
+    """An `evaluate.Augment`: `first` (e.g. DSA), then `cutmix`, fresh draws for every batch (teacher relabelling
+    with CutMix, `distill_core.relabel`)."""
+
+    def __init__(self, first: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None):
+        self.first = first
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.first is not None:
+            x = self.first(x, generator)
+        return cutmix(x, generator)
+
+    def describe(self) -> dict:
+        first = describe_augment(self.first)
+        return {**first, "name": f"{first['name']}+cutmix" if self.first is not None else "cutmix",
+                "then": "cutmix (beta 1, no label mixing: the teacher labels the mixed view)"}
 
 
 AUGMENTATIONS = {"dsa": dsa_augment, "dc": dc_augment}

@@ -60,7 +60,7 @@ class BenchRow:
     label_loss: str | None = None      # the loss the evaluation trained the labels with (ce, mse, soft_ce)
     lr: float | None = None            # the evaluation networks' learning rate (see `evaluate.network_lr`)
     diverged: int = 0                  # evaluation networks whose training loss became NaN or infinite
-    relabel: str = "none"              # "teacher"/"teacher-cutmix": the teacher relabelled every batch (rded, random-soft)
+    relabel: str = "none"              # "teacher"/"teacher-cutmix": the teacher relabelled every batch (RDED's eval)
     overrides: dict = field(default_factory=dict)  # settings given on top of the profile (`bench --param`)
 
     def to_dict(self) -> dict:

@@ -45,12 +45,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .augment import describe_augment, make_augment
+from .augment import ThenCutMix, describe_augment, make_augment
 from .data import ImageSet
 from .device import make_generator, resolve_device, to_device
 from .errors import InvalidInputError, UnknownNameError
 from .models import MODELS, build_seeded, default_depth
-from .relabel import ThenCutMix, check_relabel, relabels, teacher_relabeller
+from .relabel import check_relabel, relabels, teacher_relabeller
 from .summary import Summary
 
 if TYPE_CHECKING:
@@ -496,7 +496,7 @@ def evaluate_summary(summary: Summary, dataset: ImageSet, protocol: str = "quick
     relabeller, relabel_record = None, {"relabel": "none"}
     if relabels(relabel):
         if label_loss not in ("auto", "soft_ce"):
-            raise InvalidInputError(f"relabel='teacher' trains on the teacher's probabilities with soft_ce, "
+            raise InvalidInputError(f"relabel={relabel!r} trains on the teacher's probabilities with soft_ce, "
                                     f"not {label_loss}")
         relabeller, relabel_record = teacher_relabeller(summary, dataset, dev, mode=relabel)
         label_loss = "soft_ce"

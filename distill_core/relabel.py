@@ -6,9 +6,9 @@ exactly the view it sees. A `Summary` stores one soft label per image, which an 
 `relabel="teacher"` in `evaluate_summary` restores the authors' scheme: the batch is augmented (DSA, the field's
 differentiable augmentation, unless another is forced), then labelled softmax(teacher logits / T) with the
 summary's own teacher and temperature, and the network trains on those with soft cross-entropy (the KL divergence
-RDED uses, up to a constant). `relabel="teacher-cutmix"` adds CutMix after the augmentation, as RDED's students
-train: a box of another image of the batch is pasted into each image, and since the teacher labels the mixed view
-itself, no label mixing is needed. It is a mode of its own, not the default, because on 8×8 digits it leaves the
+RDED uses, up to a constant). `relabel="teacher-cutmix"` adds CutMix (`augment.ThenCutMix`) after the
+augmentation, as RDED's students train: a box of another image of the batch is pasted into each image, and since
+the teacher labels the mixed view itself, no label mixing is needed. It is a mode of its own, not the default, because on 8×8 digits it leaves the
 students at chance (the teacher, trained on plain images, cannot name such views); on Fashion-MNIST it helps.
 
 Only summaries whose labels came from a teacher (`meta["soft_labels"] == "teacher"`: `rded`, `random-soft`) can be
@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 
 from .data import ImageSet
-from .device import to_device
 from .errors import InvalidInputError
 from .summary import Summary
 
@@ -36,44 +35,6 @@ RELABEL_MODES = ("none", "teacher", "teacher-cutmix")
 RELABEL_WORDS = {"none": "none (fixed soft labels)", "teacher": "the teacher, every augmented batch",
                  "teacher-cutmix": "the teacher, every augmented batch, with CutMix"}
 Relabeller = Callable[[torch.Tensor], torch.Tensor]
-Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-
-
-def cutmix(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """CutMix without labels (RDED's students, β(1, 1)): λ ~ U(0, 1); one box of side √(1 − λ) times the image's,
-    centred uniformly and clipped to the image, is copied into every image from another image of the batch (a
-    random permutation). Returns a new tensor; `x` is unchanged."""
-    n, _, h, w = x.shape
-    lam = float(torch.rand((), generator=generator))
-    perm = torch.randperm(n, generator=generator)
-    cy, cx = (int(v) for v in torch.randint(0, 1 << 30, (2,), generator=generator))
-    cy, cx = cy % h, cx % w
-    cut_h, cut_w = int(h * (1.0 - lam) ** 0.5), int(w * (1.0 - lam) ** 0.5)
-    y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
-    x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
-    mixed = x.clone()
-    if y1 > y0 and x1 > x0:
-        mixed[:, :, y0:y1, x0:x1] = x[to_device(perm, x.device)][:, :, y0:y1, x0:x1]
-    return mixed
-
-
-class ThenCutMix:
-    """An `evaluate.Augment`: `first` (e.g. DSA), then `cutmix`, fresh draws for every batch."""
-
-    def __init__(self, first: Augment | None):
-        self.first = first
-
-    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        if self.first is not None:
-            x = self.first(x, generator)
-        return cutmix(x, generator)
-
-    def describe(self) -> dict[str, Any]:
-        from .augment import describe_augment
-
-        first = describe_augment(self.first)
-        return {**first, "name": f"{first['name']}+cutmix" if self.first is not None else "cutmix",
-                "then": "cutmix (beta 1, no label mixing: the teacher labels the mixed view)"}
 
 
 def relabels(relabel: str) -> bool:
@@ -102,7 +63,7 @@ def teacher_relabeller(summary: Summary, dataset: ImageSet, device: torch.device
         raise InvalidInputError("relabel='none' has no relabeller")
     meta = summary.meta or {}
     if meta.get("soft_labels") != "teacher":
-        raise InvalidInputError(f"relabel='teacher' needs a summary labelled by a teacher (rded or random-soft); "
+        raise InvalidInputError(f"relabel={mode!r} needs a summary labelled by a teacher (rded or random-soft); "
                                 f"this {summary.method} summary has no teacher")
     from .methods.rded import TeacherConfig  # imported late: the methods import the evaluation
     from .teachers import ensure_teacher

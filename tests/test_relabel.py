@@ -9,7 +9,8 @@ from distill_core.errors import InvalidInputError
 from distill_core.evaluate import PROTOCOLS, evaluate_summary, train_network
 from distill_core.methods import create_method
 from distill_core.models import build_seeded
-from distill_core.relabel import ThenCutMix, cutmix, teacher_relabeller
+from distill_core.augment import ThenCutMix, cutmix
+from distill_core.relabel import teacher_relabeller
 from distill_core.teachers import ensure_teacher
 
 SMALL_TEACHER: dict = {}  # the fast profile's digits teacher (~96 %): a weak one's labels train nothing in a test's epochs
