@@ -216,7 +216,9 @@ def _mtt(shape: DatasetShape, ipc: int, config: Any, device: torch.device,
 
 def _kip(shape: DatasetShape, ipc: int, config: Any, device: torch.device) -> MemoryEstimate:
     kernel = str(_cfg(config, "kernel", "ntk"))
-    depth = _depth(config, shape)
+    depth = int(_cfg(config, "depth", 3))  # hidden layers of the kernel's network (0 is a valid kernel)
+    if ipc == 1 and int(_cfg(config, "depth_ipc1", 0)) > 0:
+        depth = int(_cfg(config, "depth_ipc1", 0))
     size = 8 if bool(_cfg(config, "float64", False)) else FLOAT
     c, img = shape.num_classes, shape.pixels
     k = c * ipc

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .atomic import write_atomically
+from .augment import make_augment
 from .data import ImageSet
 from .device import make_generator, resolve_device
 from .errors import InvalidInputError, RunWriteError
@@ -32,6 +33,7 @@ from .evaluate import NetworkProtocol, accuracy, split_data, train_network
 from .models import build_seeded
 
 TEACHERS_DIR_ENV = "DISTILL_TEACHERS_DIR"
+TEACHER_AUGMENTS = ("none", "dsa")  # how a teacher's training batches are augmented
 
 
 def default_teachers_root() -> Path:
@@ -41,7 +43,8 @@ def default_teachers_root() -> Path:
 @dataclass(frozen=True)
 class TeacherSpec:
     """How a teacher is trained: ConvNet-`depth` of `width` channels with `norm`, `epochs` of SGD at `lr` on at
-    most `max_train` training images (a seeded class-balanced sample; 0: all of them)."""
+    most `max_train` training images (a seeded class-balanced sample; 0: all of them), each batch augmented by
+    `augment` ("none" or "dsa": a teacher that relabels augmented views must have seen such views)."""
 
     width: int = 64
     depth: int = 3
@@ -51,6 +54,7 @@ class TeacherSpec:
     batch_size: int = 256
     max_train: int = 0
     seed: int = 0
+    augment: str = "none"
 
     def validate(self) -> None:
         if self.width < 1 or self.depth < 1:
@@ -61,10 +65,14 @@ class TeacherSpec:
             raise InvalidInputError(f"the teacher's learning rate must be positive, got {self.lr}")
         if self.batch_size < 1 or self.max_train < 0:
             raise InvalidInputError("the teacher's batch size must be at least 1 and max_train not negative")
+        if self.augment not in TEACHER_AUGMENTS:
+            raise InvalidInputError(f"the teacher's augmentation must be one of {', '.join(TEACHER_AUGMENTS)}, "
+                                    f"got {self.augment!r}")
 
     def key(self) -> str:
         return (f"convnet-w{self.width}-d{self.depth}-{self.norm}_sgd-lr{self.lr:g}-b{self.batch_size}"
-                f"-e{self.epochs}_n{self.max_train or 'all'}_s{self.seed}")
+                f"-e{self.epochs}_n{self.max_train or 'all'}_s{self.seed}"
+                + ("" if self.augment == "none" else f"_aug-{self.augment}"))
 
     def path(self, dataset_key: str, root: str | os.PathLike | None = None) -> Path:
         safe = re.sub(r"[^A-Za-z0-9._-]+", "-", dataset_key).strip("-")[-80:]
@@ -132,7 +140,8 @@ def train_teacher(dataset: ImageSet, spec: TeacherSpec, device: str | torch.devi
         if on_epoch is not None:
             on_epoch(done)
 
-    train_network(net, x, y, protocol, spec.epochs, generator, should_stop=should_stop, on_epoch_end=epoch_end)
+    train_network(net, x, y, protocol, spec.epochs, generator, augment=make_augment(spec.augment, dataset.name),
+                  should_stop=should_stop, on_epoch_end=epoch_end)
     net.eval()
     net.requires_grad_(False)
     return net, len(idx), done >= spec.epochs

@@ -183,3 +183,29 @@ def test_frepo_fast_on_28px_greyscale_follows_the_ipc():
         (32, 0.3, True, 256), (128, 0.1, True, 512), (32, 0.01, False, 256)]
     assert cls.for_dataset("fashion-mnist", "paper", ipc=10).target_batch == 1024
     assert cls.for_dataset("digits", "fast", ipc=10).learn_labels is False
+
+
+def test_kip_fast_on_28px_greyscale_deepens_the_kernel_at_ipc1_only(mnist5k):
+    """KIP's fast profile chosen on validation: six hidden layers at IPC 1, one above; 0 follows `depth`, so a
+    set depth is what runs; the kernel a run used is the one its summary records (and `krr` judges with)."""
+    import dataclasses
+
+    from distill_core.memory import estimate
+
+    cls = get_method("kip").Config
+    fast = cls.for_dataset("mnist-5k", "fast")
+    assert (fast.depth, fast.depth_ipc1) == (1, 6)
+    assert [fast.kernel_spec(ipc).depth for ipc in (None, 1, 10)] == [1, 6, 1]
+    assert cls.for_dataset("digits", "fast").depth_at(1) == 3 and cls.for_dataset("mnist-5k", "paper").depth_at(1) == 1
+    assert cls(depth=4).depth_at(1) == 4  # 0: the depth that is set
+    run = create_method("kip", mnist5k, 1, seed=0)
+    run.step()
+    assert run.spec.depth == 6 and run.summary().meta["kernel"]["depth"] == 6
+    assert create_method("kip", mnist5k, 2, seed=0).spec.depth == 1
+    shallow = dataclasses.replace(fast, depth_ipc1=0)
+    assert estimate("kip", mnist5k, 1, fast).parts["kernels"] > 2 * estimate("kip", mnist5k, 1, shallow).parts["kernels"]
+    assert estimate("kip", mnist5k, 10, fast).parts == estimate("kip", mnist5k, 10, shallow).parts
+    with pytest.raises(InvalidInputError, match="depth_ipc1"):
+        create_method("kip", mnist5k, 1, overrides={"depth_ipc1": -1})
+    with pytest.raises(InvalidInputError, match="too large"):
+        create_method("kip", mnist5k, 1, overrides={"depth_ipc1": 65})

@@ -82,6 +82,31 @@ def test_the_teacher_is_trained_once_then_read_from_the_cache(digits, tmp_path):
     assert ensure_teacher(digits, spec, root=tmp_path).trained
 
 
+def test_a_teacher_trained_on_augmented_views_is_another_teacher(digits, tmp_path):
+    """`teacher_augment=dsa` trains the same recipe on DSA views: another file (the plain teacher keeps its old
+    name, so stored teachers stay valid), other weights, the augmentation in its record; a bad name is refused."""
+    spec = TeacherSpec(width=8, depth=2, epochs=2)
+    plain = ensure_teacher(digits, spec, root=tmp_path)
+    augmented = ensure_teacher(digits, TeacherSpec(width=8, depth=2, epochs=2, augment="dsa"), root=tmp_path)
+    assert plain.path.name == "convnet-w8-d2-batchnorm_sgd-lr0.01-b256-e2_nall_s0.pt"
+    assert augmented.trained and augmented.path.name == plain.path.name.replace(".pt", "_aug-dsa.pt")
+    assert (plain.meta["augment"], augmented.meta["augment"]) == ("none", "dsa")
+    x = digits.normalize(digits.x_train[:50])
+    assert not torch.allclose(plain.logits(x), augmented.logits(x), atol=1e-3)  # the same seed and batches
+    soft = create_method("random-soft", digits, 1, overrides={"teacher_width": 8, "teacher_depth": 2,
+                                                              "teacher_epochs": 2, "teacher_augment": "dsa"})
+    summary = soft.summary()
+    assert soft.teacher.path.name.endswith("_aug-dsa.pt")
+    from distill_core.relabel import teacher_relabeller  # relabelling reads the summary's own teacher
+
+    _, record = teacher_relabeller(summary, digits, torch.device("cpu"))
+    assert record["relabel_teacher"]["path"] == str(soft.teacher.path)
+    with pytest.raises(InvalidInputError, match="augmentation"):
+        ensure_teacher(digits, TeacherSpec(augment="flip"), root=tmp_path)
+    with pytest.raises(InvalidInputError, match="augmentation"):
+        create_method("random-soft", digits, 1, overrides={"teacher_augment": "flip"})
+
+
 def test_first_use_stored_sees_the_teacher_a_run_would_reuse(digits, tmp_path, monkeypatch):
     """The run-time estimate asks whether the teacher is stored (its training then drops out of the estimate)."""
     from distill_core.methods import METHODS

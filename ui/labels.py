@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence, Union
 
 from distill_core.kernels import KERNEL_NAMES
+from distill_core.teachers import TEACHER_AUGMENTS
 
 Choices = Union[Sequence[str], Callable[[], Sequence[str]], None]
 
@@ -251,6 +252,10 @@ WORDS: dict[str, Words] = {
     "teacher_epochs": Words("Teacher training epochs", "Epochs the teacher trains on the training split (once; it "
                             "is cached): more gives a better teacher.", advanced=True),
     "teacher_lr": Words("Teacher learning rate", "SGD learning rate of the teacher's training.", advanced=True),
+    "teacher_augment": Words("Teacher's augmentation", "none: the teacher trains on plain images; dsa: on DSA "
+                             "views, so that it can name the augmented views a relabelled student trains on "
+                             "(evaluation with relabelling).", choices=TEACHER_AUGMENTS,
+                             advanced=True),
     "teacher_max_train": Words("Teacher's training images", "A class-balanced sample of this many training "
                                "images trains the teacher (0: all of them).", advanced=True),
     "mipc": Words("Candidate images per class", "Real images per class whose crops are scored: more candidates "
@@ -271,6 +276,9 @@ OVERRIDES: dict[tuple[str, str], Words] = {
                              "training images in the same storage, each with less detail."),
     ("kip", "depth"): Words("Kernel depth (hidden layers)", "Hidden ReLU layers of the infinitely wide network "
                             "behind ntk/nngp: deeper captures more abstract similarity but can flatten the kernel."),
+    ("kip", "depth_ipc1"): Words("Kernel depth at IPC 1", "Hidden layers of the kernel's network when one image "
+                                 "stands for each class (0: the kernel depth above); it replaces that depth at "
+                                 "IPC 1 only.", advanced=True),
     ("ls", "depth"): Words("Kernel depth (hidden layers)", "Hidden ReLU layers of the infinitely wide network "
                            "behind ntk/nngp: deeper captures more abstract similarity but can flatten the kernel.",
                            advanced=True),
