@@ -4,9 +4,11 @@
 All take *normalised* images N×C×H×W and expose `embed(x)` (features before the classifier) for DM and the
 feature-space selectors. 28×28 inputs are zero-padded to 32×32, as in the DC evaluation protocol.
 
-A ConvNet built without an explicit depth gets `default_depth(image_size)` blocks, as the field sizes it: three up
-to 32 px (ConvNet-3 on MNIST, CIFAR), four at 64 px (ConvNetD4 on Tiny-ImageNet in DM and MTT), one more per
-doubling beyond, so the feature map before the classifier stays 4×4 to 7×7.
+A ConvNet built without an explicit depth gets `default_depth(image_size)` blocks, as the field sizes it: three at
+32 px (ConvNet-3 on MNIST, CIFAR), four at 64 px (ConvNetD4 on Tiny-ImageNet in DM and MTT), one more per doubling
+beyond, so the feature map before the classifier stays 4×4 to 7×7; smaller images get two blocks (16 px: 4×4; 8×8
+digits: 2×2 — a third block would instance-normalise 2×2 maps, which on digits costs a network trained on a
+summary several points, far more on soft labels; README, Evaluation protocols).
 
 AlexNet, VGG-11 and ResNet-18 follow the DC/DSA authors' `networks.py` (VICO-UoE/DatasetCondensation), the
 networks every cross-architecture table of the field is measured with: there, a grey 28×28 image is padded to
@@ -36,12 +38,12 @@ def _padded_size(size: int) -> int:
 
 
 def default_depth(image_size: int) -> int:
-    """ConvNet blocks for square inputs of `image_size` pixels: 3 up to 32 px, 4 at 64 px, 5 at 128 px, ...
-    (each block halves the map; the classifier then sees 4×4 to 7×7 of it)."""
+    """ConvNet blocks for square inputs of `image_size` pixels: 2 up to 16 px, 3 at 32 px, 4 at 64 px, 5 at 128
+    px, ... (each block halves the map; the classifier then sees 4×4 to 7×7 of it, 2×2 below 16 px)."""
     size = _padded_size(int(image_size))
     if size < 1:
         raise InvalidInputError(f"image size must be at least 1 pixel, got {image_size}")
-    return max(3, size.bit_length() - 3)  # floor(log2 size) - 2: the last map is 4×4 to 7×7
+    return max(2, size.bit_length() - 3)  # floor(log2 size) - 2: the last map is 4×4 to 7×7
 
 
 def _norm_layer(kind: str, channels: int) -> nn.Module:

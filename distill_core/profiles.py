@@ -133,8 +133,8 @@ RFAD_IPC10_NOTE = ("chosen on the validation split with learned labels (fashion-
                    "the two cores")
 FREPO_PAPER = "FRePo code (yongchao97/FRePo script/distill.py and its PyTorch version)"
 SMALL_NOTE = "; 8×8 digits: 2 blocks (a 3rd normalises 2×2 maps and the images diverge)"
-BY_SIZE_NOTE = ("; 0 = by image size (`models.default_depth`: 3 up to 32 px, 4 at 64 px as DM/MTT use on "
-                "Tiny-ImageNet)")
+BY_SIZE_NOTE = ("; 0 = by image size (`models.default_depth`: 2 up to 16 px, 3 at 32 px, 4 at 64 px as DM/MTT "
+                "use on Tiny-ImageNet)")
 GM_LOOPS = ((1, 1), (10, 10), (20, 20), (30, 30), (40, 40), (50, 50))
 
 IDM_PAPER = "IDM code (uitrbn/IDM IDM_cifar10.py, command.txt)"
@@ -309,8 +309,9 @@ TABLE: tuple[Row, ...] = (
     Row(("rded", "random-soft"), "teacher_epochs", Fam(30, 3, 5), 50, RDED_TEACHER),
     Row(("rded", "random-soft"), "teacher_lr", 0.01, 0.01, RDED_TEACHER + "; SGD 0.01 as the field's ConvNets"),
     Row(("rded", "random-soft"), "teacher_augment", "none", "none",
-        "plain images: a teacher trained on DSA views lifts relabelled students on 8×8 digits but lowers fixed "
-        "labels there and relabelled ones on fashion-mnist (validation split; README, Evaluation protocols)"),
+        "plain images: a teacher trained on DSA views scored RDED lower on the validation split under fixed, "
+        "relabelled and CutMix evaluation on digits (IPC 1 and 10) and relabelled on fashion-mnist (IPC 10; README, "
+        "Evaluation protocols)"),
     Row(("rded", "random-soft"), "teacher_max_train", Fam(0, 10000, 10000), 0,
         "fast: a class-balanced sample of 10,000 training images; paper: the whole training split"),
     # ----------------------------------------------------------------------------------------------------- rfad

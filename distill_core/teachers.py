@@ -44,7 +44,7 @@ def default_teachers_root() -> Path:
 class TeacherSpec:
     """How a teacher is trained: ConvNet-`depth` of `width` channels with `norm`, `epochs` of SGD at `lr` on at
     most `max_train` training images (a seeded class-balanced sample; 0: all of them), each batch augmented by
-    `augment` ("none" or "dsa": a teacher that relabels augmented views must have seen such views)."""
+    `augment` ("none" or "dsa", as RDED's teachers train on augmented views)."""
 
     width: int = 64
     depth: int = 3

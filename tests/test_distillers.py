@@ -7,6 +7,7 @@ import torch
 
 from distill_core import profiles
 from distill_core.methods import create_method
+from distill_core.models import default_depth
 from distill_core.pipeline import Callbacks, DistillRun
 from distill_core.profiles import PROFILES
 
@@ -88,7 +89,8 @@ def test_the_networks_distilled_with_have_the_profiles_shape(name, digits, mnist
             method = create_method(name, dataset, 1, seed=0, profile=profile)
             want = profiles.settings(name, dataset.name, profile, 1)
             conv = [m for m in method.fresh_network(seed=0).modules() if isinstance(m, torch.nn.Conv2d)]
-            assert len(conv) == want.get("depth", 3) and {c.out_channels for c in conv} == {want["width"]}
+            depth = want.get("depth", 0) or default_depth(dataset.image_shape[1])  # 0 / no row: by image size
+            assert len(conv) == depth and {c.out_channels for c in conv} == {want["width"]}
             # the net classifies the dataset's images (a depth the images cannot take would fail here)
             out = method.fresh_network(seed=0)(method.images[:2].detach())
             assert out.shape == (2, dataset.num_classes) and torch.isfinite(out).all()

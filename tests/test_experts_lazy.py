@@ -119,6 +119,6 @@ def test_freshly_trained_experts_are_not_kept_in_memory(digits, tmp_path):
     report = ensure_experts(digits, 1, 1, experts_mod.ExpertSpec(width=8, lr=0.05, augment=False), root=tmp_path)
     (expert,) = report.experts
     assert "trajectory" not in vars(expert) and expert.shape[0] == 2
-    assert report.spec is not None and report.spec.depth == 3  # depth 0 settled by image size (8 px: 3)
-    assert report.to_dict()["spec"] == report.spec.key() and "-d3_" in report.spec.key()
+    assert report.spec is not None and report.spec.depth == 2  # depth 0 settled by image size (8 px: 2)
+    assert report.to_dict()["spec"] == report.spec.key() and "-d2_" in report.spec.key()
     assert torch.isfinite(expert.trajectory).all()

@@ -69,7 +69,7 @@ def test_paper_protocol_trains_as_the_field_does(digits):
     first = seen[0]
     assert (first["lr"], first["momentum"], first["wd"]) == (0.01, 0.9, 5e-4)
     convs = [s for s in first["shapes"] if len(s) == 4]
-    assert [s[0] for s in convs] == [128, 128, 128] and result.details["eval_model"] == "convnet-128x3"
+    assert [s[0] for s in convs] == [128, 128] and result.details["eval_model"] == "convnet-128x2"  # 8×8: 2 blocks
     dsa = Summary(summary.images, summary.labels, "dsa", "digits", 1, summary.class_names)
     for s, expected in ((summary, 300), (dsa, 1000)):
         seen.clear()  # count every epoch (an MLP trains in a blink; the epochs do not depend on the model)

@@ -128,7 +128,7 @@ def test_cli_lists_it(tmp_path, capsys):
 # ---------------------------------------------------------------------------------- depth follows the size
 
 def test_default_depth_follows_resolution():
-    assert [default_depth(s) for s in (8, 28, 32, 48, 64, 96, 128, 256)] == [3, 3, 3, 3, 4, 4, 5, 6]
+    assert [default_depth(s) for s in (8, 16, 24, 28, 32, 48, 64, 96, 128, 256)] == [2, 2, 2, 3, 3, 3, 4, 4, 5, 6]
     for size, blocks in ((32, 3), (64, 4), (128, 5)):
         net = build_model("convnet", 3, 10, size, width=8)
         convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
