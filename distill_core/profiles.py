@@ -302,7 +302,8 @@ TABLE: tuple[Row, ...] = (
     Row(("rded",), "max_scale", 1.0, 1.0, RDED_PAPER + ": RandomResizedCrop scale (0.08, 1)"),
     Row(("rded", "random-soft"), "temperature", 1.0, 1.0,
         "RDED relabels each batch at T 20 (CutMix) with the student at the same T; a fixed label learned by a "
-        "student at T 1 needs T 1 (T 4 on digits: 15 % instead of 69 % at IPC 1)"),
+        "student at T 1 takes T 1 (digits, validation split, seeds 0-2 × 3 networks, IPC 1 / 10: T 4 scored RDED "
+        "82.3 / 91.7 % against 79.2 / 90.4 %, random-soft 75.4 / 92.5 % against 75.2 / 94.1 %, inside the spread)"),
     Row(("rded", "random-soft"), "teacher_width", Fam(32, 32, 64), 128, RDED_TEACHER),
     Row(("rded", "random-soft"), "teacher_depth", Fam(2, 3, 3), Fam(2, 3, 3),
         RDED_TEACHER + "; 8×8 digits: 2 blocks"),
