@@ -1,8 +1,8 @@
 """Evaluation protocols: train fresh networks on a Summary and report accuracy (mean ± std over reps).
 
 - `paper`: the field's protocol — ConvNet-3 width 128 (its depth by image size, `models.default_depth`: 2 blocks on
-  8×8 digits, 4 at 64 px), instance norm, SGD lr 0.01, momentum 0.9, weight decay 5e-4, lr ÷10 at half, batch 256; 1000 epochs when the summary's method is evaluated with augmentation in the
-  field, 300 otherwise. For GPUs.
+  8×8 digits, 4 at 64 px), instance norm, SGD lr 0.01, momentum 0.9, weight decay 5e-4, lr ÷10 at half, batch 256;
+  1000 epochs when the summary's method is evaluated with augmentation in the field, 300 otherwise. For GPUs.
 - `quick`: the same semantics on a CPU budget — width 64, 200 epochs with augmentation, 150 without — for the app
   and the tests. Accuracy runs a few points under `paper`; use it to compare methods, not to quote papers.
   (At IPC 10 on a 28×28 set an epoch is one batch of 100 images, ~0.33–0.4 s of one core at width 64 on a shared

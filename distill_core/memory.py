@@ -215,10 +215,10 @@ def _mtt(shape: DatasetShape, ipc: int, config: Any, device: torch.device,
 
 
 def _kip(shape: DatasetShape, ipc: int, config: Any, device: torch.device) -> MemoryEstimate:
+    from .methods.kip import KIPConfig, keeps_normalised_copy
+
     kernel = str(_cfg(config, "kernel", "ntk"))
-    depth = int(_cfg(config, "depth", 3))  # hidden layers of the kernel's network (0 is a valid kernel)
-    if ipc == 1 and int(_cfg(config, "depth_ipc1", 0)) > 0:
-        depth = int(_cfg(config, "depth_ipc1", 0))
+    depth = (config if isinstance(config, KIPConfig) else KIPConfig()).depth_at(ipc)  # the kernel's hidden layers
     size = 8 if bool(_cfg(config, "float64", False)) else FLOAT
     c, img = shape.num_classes, shape.pixels
     k = c * ipc
@@ -226,8 +226,6 @@ def _kip(shape: DatasetShape, ipc: int, config: Any, device: torch.device) -> Me
     layers = 1 if kernel == "rbf" else depth + 1
     per_layer = KIP_SAVED_PER_LAYER if kernel == "ntk" else KIP_SAVED_PER_LAYER - 1
     est = MemoryEstimate("kip", device.type)
-    from .methods.kip import keeps_normalised_copy
-
     copy = shape.num_train * img * size
     est.parts["dataset"] = copy if keeps_normalised_copy(shape.num_train, img, size, device) else 0
     est.parts["images"] = k * img * size * 4 + k * c * size * 4  # images, labels: value, gradient, Adam's two

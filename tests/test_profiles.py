@@ -203,7 +203,8 @@ def test_kip_fast_on_28px_greyscale_deepens_the_kernel_at_ipc1_only(mnist5k):
     assert run.spec.depth == 6 and run.summary().meta["kernel"]["depth"] == 6
     assert create_method("kip", mnist5k, 2, seed=0).spec.depth == 1
     shallow = dataclasses.replace(fast, depth_ipc1=0)
-    assert estimate("kip", mnist5k, 1, fast).parts["kernels"] > 2 * estimate("kip", mnist5k, 1, shallow).parts["kernels"]
+    assert estimate("kip", mnist5k, 1, fast).parts["kernels"] > \
+        2 * estimate("kip", mnist5k, 1, shallow).parts["kernels"]
     assert estimate("kip", mnist5k, 10, fast).parts == estimate("kip", mnist5k, 10, shallow).parts
     with pytest.raises(InvalidInputError, match="depth_ipc1"):
         create_method("kip", mnist5k, 1, overrides={"depth_ipc1": -1})

@@ -32,7 +32,7 @@ relabelled by the same teacher, so a bench separates what the soft labels add fr
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -42,14 +42,8 @@ from .. import profiles
 from ..data import ImageSet
 from ..errors import InvalidInputError
 from ..summary import Summary
-from ..teachers import TEACHER_AUGMENTS, Teacher, TeacherSpec, ensure_teacher, teacher_stored
+from ..teachers import Teacher, TeacherSpec, ensure_teacher, teacher_stored
 from .base import Method, MethodConfig, register_method
-
-
-# the app draws `teacher_augment` as a select box
-TEACHER_AUGMENT_FIELD = {"choices": TEACHER_AUGMENTS,
-                         "help": "none: the teacher trains on plain images; dsa: on DSA-augmented views, as RDED's "
-                                 "teachers train augmented (it scored lower on digits and Fashion-MNIST here)"}
 
 
 @dataclass
@@ -63,7 +57,7 @@ class TeacherConfig(MethodConfig):
     teacher_epochs: int = 3
     teacher_lr: float = 0.01
     teacher_max_train: int = 0    # training images the teacher sees (a class-balanced sample; 0: all)
-    teacher_augment: str = field(default="none", metadata=TEACHER_AUGMENT_FIELD)  # none | dsa
+    teacher_augment: str = "none"  # none | dsa: the teacher trains on DSA views (`teachers.TEACHER_AUGMENTS`)
 
     @classmethod
     def for_dataset(cls, dataset_name: str, profile: str = "fast", ipc: int | None = None) -> "TeacherConfig":
